@@ -67,8 +67,12 @@ class Bot:
         return self.state_dir / "models"
 
 
-def find_bot(explicit: Path | None = None, *, cwd: Path | None = None,
-             environ: Mapping[str, str] = os.environ) -> Bot:
+def find_bot(
+    explicit: Path | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Bot:
     """Locate and open the bot. `explicit` (from `-C DIR`) behaves like `git -C`: the
     search starts there. HYBRID_BOT must name the bot folder itself."""
     if explicit is None and environ.get(BOT_ENV):

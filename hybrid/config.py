@@ -81,7 +81,9 @@ def load_config(file: Path) -> Config:
         raise _explain(file, text, table, exc) from exc
 
 
-def _explain(file: Path, text: str, table: dict[str, Any], exc: msgspec.ValidationError) -> ConfigError:
+def _explain(
+    file: Path, text: str, table: dict[str, Any], exc: msgspec.ValidationError
+) -> ConfigError:
     """Turn msgspec's "<problem> - at `$.a.b`" into key, value, file and line."""
     problem, _, where = str(exc).partition(" - at `$")
     path = [part for part in where.rstrip("`").split(".") if part]

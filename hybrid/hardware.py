@@ -32,8 +32,8 @@ def choose_placement(device: DeviceChoice = "auto", dtype: DtypeChoice = "auto")
     has_cuda = torch.cuda.is_available()
     if device == "cuda" and not has_cuda:
         raise HybridError(
-            "models.device = \"cuda\" but no CUDA GPU is visible to torch",
-            hint="set models.device = \"auto\" or \"cpu\", or install a CUDA build of torch",
+            'models.device = "cuda" but no CUDA GPU is visible to torch',
+            hint='set models.device = "auto" or "cpu", or install a CUDA build of torch',
         )
     chosen = "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
     if dtype != "auto":

@@ -38,7 +38,7 @@ class SentenceTransformerEmbedder:
         self.name = name
         self.model = model
         self.batch_size = batch_size
-        self.dimension = int(model.get_sentence_embedding_dimension())
+        self.dimension = int(model.get_embedding_dimension())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.encode(
@@ -50,7 +50,9 @@ class SentenceTransformerEmbedder:
         )
 
 
-def load_embedder(spec: str, *, base_dir: Path, placement: Placement) -> SentenceTransformerEmbedder:
+def load_embedder(
+    spec: str, *, base_dir: Path, placement: Placement
+) -> SentenceTransformerEmbedder:
     """Load the embedder a config names (see hybrid.models for the forms of `spec`)."""
     from sentence_transformers import SentenceTransformer
 

@@ -99,10 +99,14 @@ def main() -> int:
         TEMPLATE / "data" / "train.jsonl": jsonl(train),
         TEMPLATE / "data" / "golden.jsonl": jsonl(golden),
     }
-    stale = [path for path, text in outputs.items() if not path.is_file() or path.read_text() != text]
+    stale = [
+        path for path, text in outputs.items() if not path.is_file() or path.read_text() != text
+    ]
     if args.check:
         for path in stale:
-            print(f"stale: {path.relative_to(ROOT)} (run python {Path(__file__).relative_to(ROOT)})")
+            print(
+                f"stale: {path.relative_to(ROOT)} (run python {Path(__file__).relative_to(ROOT)})"
+            )
         return 1 if stale else 0
     for path, text in outputs.items():
         path.parent.mkdir(parents=True, exist_ok=True)

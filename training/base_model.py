@@ -36,7 +36,9 @@ class BaseModel:
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
 
 
-def load_base_model(spec: str, *, base_dir: Path, models_dir: Path, placement: Placement) -> BaseModel:
+def load_base_model(
+    spec: str, *, base_dir: Path, models_dir: Path, placement: Placement
+) -> BaseModel:
     """Load `spec` (see hybrid.models) for inference or training on `placement`."""
     source = ModelSource.parse(spec, base_dir)
     if source.kind == "embedded":

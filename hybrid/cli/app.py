@@ -7,7 +7,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -38,7 +37,8 @@ def options(
         typer.Option("-C", help="Run as if started in this folder (the bot is found from there)."),
     ] = None,
     show_version: Annotated[
-        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version.")
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     ctx.obj = bot_dir
@@ -49,14 +49,11 @@ app.command("ask")(ask_command.ask)
 
 
 def main() -> None:
+    """Entry point. Usage errors, --help and Ctrl-C are handled by typer (exit 2, 0, 1);
+    a HybridError becomes one clean message (exit 1); anything else is a bug and keeps
+    its traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except HybridError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        stderr.print("aborted")
-        sys.exit(130)

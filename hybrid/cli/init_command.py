@@ -9,7 +9,9 @@ from hybrid.bot import TEMPLATES, init_bot
 
 
 def init(
-    folder: Annotated[Path, typer.Argument(help="The new bot folder (must not exist or be empty).")],
+    folder: Annotated[
+        Path, typer.Argument(help="The new bot folder (must not exist or be empty).")
+    ],
     template: Annotated[
         str, typer.Option(help=f"What to start from: {', '.join(TEMPLATES)}.")
     ] = "support",

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from hybrid import AdapterRef, GenerationSettings, Hit, HybridError
+from hybrid.hardware import Placement
+from server import Assistant, LocalGenerator
+from training import load_base_model
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_dir: Path) -> LocalGenerator:
+    base = load_base_model(
+        str(tiny_model_dir),
+        base_dir=tiny_model_dir,
+        models_dir=tiny_model_dir,
+        placement=Placement("cpu", "float32"),
+    )
+    return LocalGenerator(base)
+
+
+class KeywordRetriever:
+    """A small but real Retriever: documents that share a word with the query."""
+
+    def __init__(self, docs: dict[str, str]) -> None:
+        self.docs = docs
+        self.queries: list[str] = []
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        self.queries.append(query)
+        words = set(query.lower().strip("?").split())
+        return [
+            Hit(
+                chunk_id=f"{doc}#0",
+                document_id=doc,
+                title=doc.title(),
+                source=f"{doc}.md",
+                text=text,
+                score=1.0,
+            )
+            for doc, text in self.docs.items()
+            if words & set(text.lower().split())
+        ][:k]
+
+
+def test_generation_counts_tokens_and_reports_why_it_stopped(generator: LocalGenerator) -> None:
+    assistant = Assistant(
+        generator, system_prompt="Be brief.", settings=GenerationSettings(max_new_tokens=5)
+    )
+    answer = assistant.answer("  How long do I have to return an item?  ")
+    assert answer.question == "How long do I have to return an item?"
+    assert answer.generation.prompt_tokens > 10
+    assert 1 <= answer.generation.completion_tokens <= 5
+    if answer.generation.completion_tokens == 5:
+        assert answer.generation.finish_reason == "length"
+    assert answer.citations == []
+
+
+def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed(
+    generator: LocalGenerator,
+) -> None:
+    def reply(**settings) -> str:
+        assistant = Assistant(
+            generator,
+            system_prompt="Be brief.",
+            settings=GenerationSettings(max_new_tokens=12, **settings),
+        )
+        return assistant.answer("Do you ship to Canada?").text
+
+    assert reply() == reply()
+    assert reply(temperature=1.0, seed=7) == reply(temperature=1.0, seed=7)
+    assert len({reply(temperature=1.5, seed=s) for s in range(4)}) > 1
+
+
+def test_retrieved_sources_reach_the_prompt_and_come_back_as_citations(
+    generator: LocalGenerator,
+) -> None:
+    retriever = KeywordRetriever(
+        {"returns": "Return items within 45 days.", "shipping": "Ships in 3 days."}
+    )
+    seen_prompts = []
+
+    class Recording:
+        def generate(self, messages, settings, adapter=None):
+            seen_prompts.append(messages)
+            return generator.generate(messages, settings, adapter)
+
+    assistant = Assistant(
+        Recording(),
+        system_prompt="Be brief.",
+        settings=GenerationSettings(max_new_tokens=3),
+        retriever=retriever,
+        top_k=1,
+    )
+    answer = assistant.answer("Can I return items?")
+    assert retriever.queries == ["Can I return items?"]
+    assert [hit.document_id for hit in answer.citations] == ["returns"]
+    assert "Return items within 45 days." in seen_prompts[0][0].content
+
+
+def test_an_empty_question_is_refused(generator: LocalGenerator) -> None:
+    assistant = Assistant(generator, system_prompt="x", settings=GenerationSettings())
+    with pytest.raises(HybridError, match="empty"):
+        assistant.answer("   ")
+
+
+def test_an_unknown_adapter_is_refused(generator: LocalGenerator) -> None:
+    assistant = Assistant(generator, system_prompt="x", settings=GenerationSettings())
+    with pytest.raises(HybridError, match="adapter style@2 not found"):
+        assistant.answer("Hi", adapter=AdapterRef("style", 2))
+
+
+def test_a_prompt_longer_than_the_context_is_refused(generator: LocalGenerator) -> None:
+    settings = msgspec.structs.replace(GenerationSettings(), max_new_tokens=4)
+    assistant = Assistant(generator, system_prompt="x", settings=settings)
+    with pytest.raises(HybridError, match="context holds 512"):
+        assistant.answer("refund " * 600)
