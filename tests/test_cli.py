@@ -40,6 +40,12 @@ def test_init_creates_the_sample_bot_and_refuses_to_overwrite(tmp_path: Path) ->
     created = run("init", str(tmp_path / "bot"), "--template", "support")
     assert created.returncode == 0, created.stderr
     assert "17 documents" in created.stdout
+    as_json = run("init", str(tmp_path / "bot2"), "--json")
+    assert json.loads(as_json.stdout) == {
+        "root": str((tmp_path / "bot2").resolve()),
+        "template": "support",
+        "documents": 17,
+    }
     again = run("init", str(tmp_path / "bot"))
     assert again.returncode == 1
     assert again.stderr.startswith("error:") and "already a bot folder" in again.stderr
