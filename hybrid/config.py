@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import msgspec
 
 from hybrid.errors import ConfigError
+from hybrid.hardware import DeviceChoice, DtypeChoice
 
 CONFIG_FILE = "hybrid.toml"
 
@@ -40,8 +41,8 @@ class ModelSettings(_Section):
     # paths are relative to the bot folder) or a Hugging Face hub id.
     base: Annotated[str, msgspec.Meta(min_length=1)] = "embedded:smollm2-135m-instruct"
     embedder: Annotated[str, msgspec.Meta(min_length=1)] = "embedded:all-minilm-l6-v2"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: DeviceChoice = "auto"
+    dtype: DtypeChoice = "auto"
 
 
 class GenerationSettings(_Section):
@@ -90,27 +91,19 @@ def _explain(
     unknown = re.match(r"Object contains unknown field `(.+)`", problem)
     if unknown:
         path.append(unknown.group(1))
-        known = _known_keys(path[:-1])
         key = ".".join(path)
-        return ConfigError(
-            file,
-            f"unknown setting `{key}`",
-            key=key,
-            line=_find_line(text, path),
-            hint=f"known settings here: {', '.join(known)}" if known else None,
-        )
-    key = ".".join(path)
-    value: Any = table
-    for part in path:
-        value = value.get(part) if isinstance(value, dict) else None
-    choices = _choices(path)
-    return ConfigError(
-        file,
-        f"`{key} = {_toml_value(value)}`: {_lowercase_first(problem)}",
-        key=key,
-        line=_find_line(text, path),
-        hint=f"choose one of: {', '.join(map(_toml_value, choices))}" if choices else None,
-    )
+        message = f"unknown setting `{key}`"
+        known = _known_keys(path[:-1])
+        hint = f"known settings here: {', '.join(known)}" if known else None
+    else:
+        key = ".".join(path)
+        value: Any = table
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        message = f"`{key} = {_toml_value(value)}`: {_lowercase_first(problem)}"
+        choices = _choices(path)
+        hint = f"choose one of: {', '.join(map(_toml_value, choices))}" if choices else None
+    return ConfigError(file, message, key=key, line=_find_line(text, path), hint=hint)
 
 
 def _setting_type(path: list[str]) -> Any:

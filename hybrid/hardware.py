@@ -7,9 +7,12 @@ torch is imported only when a placement is actually chosen, so the core stays li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from hybrid.errors import HybridError
+
+if TYPE_CHECKING:
+    import torch
 
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 DtypeChoice = Literal["auto", "float32", "bfloat16", "float16"]
@@ -20,7 +23,7 @@ class Placement:
     device: Literal["cpu", "cuda"]
     dtype: Literal["float32", "bfloat16", "float16"]
 
-    def torch_dtype(self):  # -> torch.dtype; untyped to keep torch out of core imports
+    def torch_dtype(self) -> torch.dtype:
         import torch
 
         return getattr(torch, self.dtype)

@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from hybrid.errors import ModelLoadError
 
 EMBEDDED_PREFIX = "embedded:"
+Entry = TypeVar("Entry")
 OFFLINE_HINT = "use a local folder or an embedded:NAME model where no model hub is reachable"
 
 
@@ -34,6 +36,15 @@ class ModelSource:
                 raise ModelLoadError(f"model folder {folder} does not exist")
             return cls("local", str(folder.resolve()))
         return cls("hub", spec)
+
+    def embedded_entry(self, registry: Mapping[str, Entry], role: str) -> Entry:
+        """The registry entry this `embedded:NAME` source names."""
+        if self.ref not in registry:
+            raise ModelLoadError(
+                f"unknown embedded {role} {self.ref!r}",
+                hint=f"embedded {role}s: {', '.join(registry)}",
+            )
+        return registry[self.ref]
 
 
 def package_folder(module: str, distribution: str) -> Path:

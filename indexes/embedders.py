@@ -58,12 +58,7 @@ def load_embedder(
 
     source = ModelSource.parse(spec, base_dir)
     if source.kind == "embedded":
-        if source.ref not in EMBEDDED_EMBEDDERS:
-            raise ModelLoadError(
-                f"unknown embedded embedder {source.ref!r}",
-                hint=f"embedded embedders: {', '.join(EMBEDDED_EMBEDDERS)}",
-            )
-        path = str(EMBEDDED_EMBEDDERS[source.ref].path())
+        path = str(source.embedded_entry(EMBEDDED_EMBEDDERS, "embedder").path())
     else:
         path = source.ref
     try:

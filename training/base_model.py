@@ -42,12 +42,8 @@ def load_base_model(
     """Load `spec` (see hybrid.models) for inference or training on `placement`."""
     source = ModelSource.parse(spec, base_dir)
     if source.kind == "embedded":
-        if source.ref not in EMBEDDED_BASE_MODELS:
-            raise ModelLoadError(
-                f"unknown embedded base model {source.ref!r}",
-                hint=f"embedded base models: {', '.join(EMBEDDED_BASE_MODELS)}",
-            )
-        path = str(cached_conversion(source.ref, EMBEDDED_BASE_MODELS[source.ref], models_dir))
+        embedded = source.embedded_entry(EMBEDDED_BASE_MODELS, "base model")
+        path = str(cached_conversion(source.ref, embedded, models_dir))
     else:
         path = source.ref
     model, tokenizer = _from_pretrained(path, placement)

@@ -55,5 +55,5 @@ def main() -> None:
     try:
         app()
     except HybridError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -48,6 +48,7 @@ def ask(
         f"[dim]{bot.config.models.base} · {usage['prompt_tokens']} prompt + "
         f"{usage['completion_tokens']} answer tokens · {answer.seconds:.1f} s[/]",
         highlight=False,
+        soft_wrap=True,
     )
 
 
