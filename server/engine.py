@@ -40,12 +40,13 @@ class LocalGenerator:
                 f"{self.base.context_window}",
                 hint="ask a shorter question",
             )
-        sampling = (
-            {"do_sample": True, "temperature": settings.temperature, "top_p": settings.top_p}
-            if settings.temperature > 0
-            else {"do_sample": False}
-        )
+        sampling: dict[str, object] = {"do_sample": False}
         if settings.temperature > 0:
+            sampling = {
+                "do_sample": True,
+                "temperature": settings.temperature,
+                "top_p": settings.top_p,
+            }
             torch.manual_seed(settings.seed)
         with torch.inference_mode():
             output = model.generate(

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from support import hit
 
-from hybrid import AdapterRef, Hit, HybridError, Message
+from hybrid import AdapterRef, HybridError, Message
 from hybrid.prompt import build_messages
 
 
@@ -25,17 +26,6 @@ def test_without_sources_the_prompt_is_system_then_question() -> None:
         Message("system", "Be kind."),
         Message("user", "Hi?"),
     ]
-
-
-def hit(doc: str, text: str) -> Hit:
-    return Hit(
-        chunk_id=f"{doc}#0",
-        document_id=doc,
-        title=doc.title(),
-        source=f"{doc}.md",
-        text=text,
-        score=1.0,
-    )
 
 
 def test_sources_are_numbered_and_fenced_as_data() -> None:

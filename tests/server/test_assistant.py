@@ -4,6 +4,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from support import hit
 
 from hybrid import AdapterRef, GenerationSettings, Hit, HybridError
 from hybrid.hardware import Placement
@@ -33,16 +34,7 @@ class KeywordRetriever:
         self.queries.append(query)
         words = set(query.lower().strip("?").split())
         return [
-            Hit(
-                chunk_id=f"{doc}#0",
-                document_id=doc,
-                title=doc.title(),
-                source=f"{doc}.md",
-                text=text,
-                score=1.0,
-            )
-            for doc, text in self.docs.items()
-            if words & set(text.lower().split())
+            hit(doc, text) for doc, text in self.docs.items() if words & set(text.lower().split())
         ][:k]
 
 
