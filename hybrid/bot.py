@@ -62,6 +62,16 @@ class Bot:
         return path
 
     @property
+    def database(self) -> Path:
+        """The bot's sqlite database: documents, chunks, index versions, adapters, logs."""
+        return self.state_dir / "hybrid.db"
+
+    @property
+    def indexes_dir(self) -> Path:
+        """FAISS index versions, one folder each."""
+        return self.state_dir / "indexes"
+
+    @property
     def models_dir(self) -> Path:
         """Cached conversions of base models (e.g. the embedded GGUF as safetensors)."""
         return self.state_dir / "models"

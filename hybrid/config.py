@@ -57,10 +57,55 @@ class GenerationSettings(_Section):
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+IndexKind = Literal["auto", "flat", "hnsw"]
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+
+
+class IndexSettings(_Section):
+    """How documents become chunks and how index versions are built and kept."""
+
+    # Chunk size and overlap in (estimated) embedder tokens. all-MiniLM-L6-v2 reads at
+    # most 256 word pieces, so a chunk must stay below that to be embedded whole.
+    chunk_tokens: Annotated[int, msgspec.Meta(ge=16, le=8192)] = 200
+    chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 40
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 64
+    # Files larger than this are reported and skipped.
+    max_file_mb: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    # "flat" is exact search; "hnsw" is approximate and faster on large corpora; "auto"
+    # picks hnsw from hnsw_min_chunks chunks on.
+    kind: IndexKind = "auto"
+    hnsw_min_chunks: Annotated[int, msgspec.Meta(ge=1)] = 50_000
+    # Published versions kept on disk for rollback (the current one included).
+    keep_versions: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+
+    def __post_init__(self) -> None:
+        if self.chunk_overlap >= self.chunk_tokens:
+            # msgspec reports it at `$.index`, so load_config names the table and its line.
+            raise ValueError("chunk_overlap must be smaller than chunk_tokens")
+
+
+class RetrievalSettings(_Section):
+    """How the retriever ranks chunks for a question."""
+
+    # "hybrid" fuses dense (embedding) and lexical (BM25) rankings; "dense" or "lexical"
+    # use one of them alone.
+    mode: RetrievalMode = "hybrid"
+    # Chunks put in the prompt as numbered sources (fewer if the context is full).
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
+    # Reciprocal rank fusion: score = sum of weight / (rrf_k + rank) over the rankings.
+    dense_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
+    lexical_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
+    rrf_k: Annotated[int, msgspec.Meta(ge=1)] = 60
+    # How deep each ranking is read before fusing.
+    candidates: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+
+
 class Config(_Section):
     bot: BotSettings = BotSettings()
     models: ModelSettings = ModelSettings()
     generation: GenerationSettings = GenerationSettings()
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
 
 
 def load_config(file: Path) -> Config:

@@ -1,8 +1,36 @@
 """indexes: documents -> chunks -> embeddings -> versioned FAISS + FTS5 -> Retriever.
 
-Knows nothing of training. (This release holds the embedders; the rest follows.)
+Knows nothing of training. The front door: load an embedder, sync a bot's docs folder
+into a new index version, search the published version, and inspect or roll it back.
 """
 
 from indexes.embedders import EMBEDDED_EMBEDDERS, SentenceTransformerEmbedder, load_embedder
+from indexes.hashing_embedder import HashingEmbedder
+from indexes.loaders import LoadProblem, load_documents
+from indexes.maintenance import (
+    CheckReport,
+    check_index,
+    index_status,
+    index_versions,
+    rollback_index,
+)
+from indexes.retriever import HybridRetriever, IndexNotReadyError
+from indexes.sync import SyncSummary, sync_index
 
-__all__ = ["EMBEDDED_EMBEDDERS", "SentenceTransformerEmbedder", "load_embedder"]
+__all__ = [
+    "EMBEDDED_EMBEDDERS",
+    "CheckReport",
+    "HashingEmbedder",
+    "HybridRetriever",
+    "IndexNotReadyError",
+    "LoadProblem",
+    "SentenceTransformerEmbedder",
+    "SyncSummary",
+    "check_index",
+    "index_status",
+    "index_versions",
+    "load_documents",
+    "load_embedder",
+    "rollback_index",
+    "sync_index",
+]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from hybrid.errors import ModelLoadError
 from hybrid.hardware import Placement
 from hybrid.models import OFFLINE_HINT, ModelSource, package_folder
+from indexes.hashing_embedder import HashingEmbedder, parse_hashing_spec
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,8 +53,12 @@ class SentenceTransformerEmbedder:
 
 def load_embedder(
     spec: str, *, base_dir: Path, placement: Placement
-) -> SentenceTransformerEmbedder:
-    """Load the embedder a config names (see hybrid.models for the forms of `spec`)."""
+) -> SentenceTransformerEmbedder | HashingEmbedder:
+    """Load the embedder a config names: "hashing[:N]" (no model, see hashing_embedder),
+    or a sentence-transformers model in one of the forms hybrid.models describes."""
+    hashing = parse_hashing_spec(spec)
+    if hashing is not None:
+        return hashing
     from sentence_transformers import SentenceTransformer
 
     source = ModelSource.parse(spec, base_dir)

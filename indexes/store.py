@@ -1,0 +1,410 @@
+"""The index store: one sqlite file (`.hybrid/hybrid.db`) opened with sqlite-utils.
+
+Rows are immutable once written and shared between versions:
+- `documents` holds one row per document *revision* (an edit adds a row), `chunks` the
+  chunks of each revision, and `chunks_fts` an FTS5 index over them kept by triggers.
+- `index_versions` lists the versions; `version_documents` says which revisions make up
+  each one; `index_state.published` points at the version searches use. Publishing or
+  rolling back is one update of that pointer.
+- `embeddings` caches vectors by (embedder, hash of the embedded text).
+A version being built is invisible to searches, and an unfinished one is deleted by the
+next sync. The schema grows by numbered migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from hybrid.errors import HybridError
+from hybrid.types import Chunk, Document
+
+Status = str  # "building" until published, then "published"
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE documents (
+            num INTEGER PRIMARY KEY, id TEXT NOT NULL, source TEXT NOT NULL,
+            content_hash TEXT NOT NULL, title TEXT NOT NULL, metadata TEXT NOT NULL,
+            created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE INDEX documents_id ON documents(id);
+        CREATE TABLE chunks (
+            num INTEGER PRIMARY KEY,
+            document_num INTEGER NOT NULL REFERENCES documents(num) ON DELETE CASCADE,
+            id TEXT NOT NULL, ordinal INTEGER NOT NULL, text TEXT NOT NULL,
+            headings TEXT NOT NULL, heading_path TEXT NOT NULL,
+            start INTEGER NOT NULL, "end" INTEGER NOT NULL, hash TEXT NOT NULL);
+        CREATE INDEX chunks_document ON chunks(document_num);
+        CREATE TABLE embeddings (
+            embedder TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,
+            PRIMARY KEY (embedder, hash)) WITHOUT ROWID;
+        CREATE TABLE index_versions (
+            version INTEGER PRIMARY KEY, parent INTEGER, status TEXT NOT NULL,
+            created_at REAL NOT NULL, published_at REAL, embedder TEXT NOT NULL,
+            dimension INTEGER NOT NULL, kind TEXT NOT NULL, chunking TEXT NOT NULL,
+            document_count INTEGER, chunk_count INTEGER, summary TEXT);
+        CREATE TABLE version_documents (
+            version INTEGER NOT NULL REFERENCES index_versions(version) ON DELETE CASCADE,
+            document_num INTEGER NOT NULL REFERENCES documents(num),
+            PRIMARY KEY (version, document_num)) WITHOUT ROWID;
+        CREATE INDEX version_documents_document ON version_documents(document_num);
+        CREATE TABLE index_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1), published INTEGER);
+        INSERT INTO index_state (id, published) VALUES (1, NULL);
+        """
+    )
+    # Headings are searchable too: "warranty" should find the chunks under that heading.
+    db["chunks"].enable_fts(["text", "headings"], create_triggers=True, tokenize="porter")
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    num: int
+    id: str
+    source: str
+    content_hash: str
+    title: str
+    metadata: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    parent: int | None
+    status: Status
+    created_at: float
+    published_at: float | None
+    embedder: str
+    dimension: int
+    kind: str
+    chunking: dict[str, Any]
+    document_count: int | None
+    chunk_count: int | None
+    summary: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    num: int
+    chunk: Chunk
+    title: str
+    source: str
+    metadata: dict[str, Any]
+
+
+class IndexStore:
+    """The sqlite side of the index. Not thread-safe: open one per thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Another process may hold the write lock for a moment (a sync's batch commit):
+        # wait for it rather than fail.
+        connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        self.db = sqlite_utils.Database(connection)
+        self.path = path
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise HybridError(
+                f"{path} is not a usable hybrid database: {exc}",
+                hint="move it away and run `hybrid index sync` to rebuild the index",
+            ) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> IndexStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at REAL)"
+        )
+        done = {row["number"] for row in self.db.query("SELECT number FROM migrations")}
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            if number in done:
+                continue
+            with self.db.atomic():
+                migration(self.db)
+                self.db["migrations"].insert({"number": number, "applied_at": time.time()})
+
+    # -- versions ---------------------------------------------------------------------
+
+    def published_version(self) -> int | None:
+        return self.db.execute("SELECT published FROM index_state").fetchone()[0]
+
+    def versions(self, status: Status | None = None) -> list[VersionRow]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self.db.query(f"SELECT * FROM index_versions {where} ORDER BY version", params)
+        return [_version_row(row) for row in rows]
+
+    def version(self, number: int) -> VersionRow | None:
+        rows = list(self.db.query("SELECT * FROM index_versions WHERE version = ?", [number]))
+        return _version_row(rows[0]) if rows else None
+
+    def begin_version(
+        self, parent: int | None, *, embedder: str, dimension: int, kind: str, chunking: dict
+    ) -> int:
+        with self.db.atomic():
+            last = self.db.execute("SELECT max(version) FROM index_versions").fetchone()[0]
+            number = (last or 0) + 1
+            self.db["index_versions"].insert(
+                {
+                    "version": number,
+                    "parent": parent,
+                    "status": "building",
+                    "created_at": time.time(),
+                    "embedder": embedder,
+                    "dimension": dimension,
+                    "kind": kind,
+                    "chunking": json.dumps(chunking, sort_keys=True),
+                }
+            )
+        return number
+
+    def copy_documents(self, source: int, target: int, *, except_nums: Iterable[int]) -> None:
+        """Carry the parent's unchanged documents into the version being built."""
+        excluded = json.dumps(sorted(except_nums))
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO version_documents (version, document_num) "
+                "SELECT ?, document_num FROM version_documents WHERE version = ? "
+                "AND document_num NOT IN (SELECT value FROM json_each(?))",
+                [target, source, excluded],
+            )
+
+    def add_revisions(
+        self,
+        version: int,
+        revisions: Sequence[tuple[Document, str, float, list[tuple[Chunk, str]]]],
+        vectors: dict[str, bytes],
+        embedder: str,
+    ) -> list[int]:
+        """One batch in one transaction: new embeddings, then each (document, content
+        hash, created_at, [(chunk, embedding hash)]) as a revision of `version`."""
+        now = time.time()
+        nums = []
+        with self.db.atomic():
+            self.db["embeddings"].insert_all(
+                ({"embedder": embedder, "hash": h, "vector": v} for h, v in vectors.items()),
+                ignore=True,
+            )
+            for document, content_hash, created_at, chunks in revisions:
+                num = (
+                    self.db["documents"]
+                    .insert(
+                        {
+                            "id": document.id,
+                            "source": document.source,
+                            "content_hash": content_hash,
+                            "title": document.title,
+                            "metadata": json.dumps(document.metadata, sort_keys=True),
+                            "created_at": created_at,
+                            "updated_at": now,
+                        }
+                    )
+                    .last_pk
+                )
+                self.db["chunks"].insert_all(
+                    {
+                        "document_num": num,
+                        "id": chunk.id,
+                        "ordinal": ordinal,
+                        "text": chunk.text,
+                        "headings": " ".join(chunk.heading_path),
+                        "heading_path": json.dumps(chunk.heading_path),
+                        "start": chunk.start,
+                        "end": chunk.end,
+                        "hash": hash_,
+                    }
+                    for ordinal, (chunk, hash_) in enumerate(chunks)
+                )
+                self.db["version_documents"].insert({"version": version, "document_num": num})
+                nums.append(num)
+        return nums
+
+    def finish_version(self, version: int, summary: dict[str, Any]) -> None:
+        """Record the counts and sync summary of a fully built version."""
+        documents, chunks = self.db.execute(
+            "SELECT count(DISTINCT vd.document_num), count(c.num) FROM version_documents vd "
+            "LEFT JOIN chunks c ON c.document_num = vd.document_num WHERE vd.version = ?",
+            [version],
+        ).fetchone()
+        with self.db.atomic():
+            self.db["index_versions"].update(
+                version,
+                {
+                    "document_count": documents,
+                    "chunk_count": chunks,
+                    "summary": json.dumps(summary, sort_keys=True),
+                },
+            )
+
+    def publish(self, version: int) -> None:
+        """The atomic switch: from this commit on, searches use `version`."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE index_versions SET status = 'published', published_at = ? "
+                "WHERE version = ?",
+                [time.time(), version],
+            )
+            self.db.execute("UPDATE index_state SET published = ?", [version])
+
+    def delete_versions(self, numbers: Iterable[int]) -> None:
+        """Forget versions, then every revision (and its chunks and FTS rows) that no
+        remaining version uses. Embeddings stay cached."""
+        numbers = list(numbers)
+        if not numbers:
+            return
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM index_versions WHERE version IN (SELECT value FROM json_each(?))",
+                [json.dumps(numbers)],
+            )
+            self.db.execute(
+                "DELETE FROM documents WHERE num NOT IN "
+                "(SELECT document_num FROM version_documents)"
+            )
+
+    # -- documents and chunks -----------------------------------------------------------
+
+    def documents(self, version: int) -> dict[str, DocumentRow]:
+        rows = self.db.query(
+            "SELECT d.* FROM documents d JOIN version_documents vd ON vd.document_num = d.num "
+            "WHERE vd.version = ? ORDER BY d.id",
+            [version],
+        )
+        return {row["id"]: _document_row(row) for row in rows}
+
+    def chunk_hashes(self, version: int, document_nums: Iterable[int] | None = None) -> list:
+        """(chunk num, embedding hash) of a version's chunks, or of some of its documents."""
+        sql = (
+            "SELECT c.num, c.hash FROM chunks c JOIN version_documents vd "
+            "ON vd.document_num = c.document_num WHERE vd.version = ?"
+        )
+        params: list[Any] = [version]
+        if document_nums is not None:
+            sql += " AND c.document_num IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(document_nums)))
+        return [tuple(row) for row in self.db.execute(sql + " ORDER BY c.num", params)]
+
+    def chunk_nums_of_documents(self, document_nums: Iterable[int]) -> list[int]:
+        rows = self.db.execute(
+            "SELECT num FROM chunks WHERE document_num IN (SELECT value FROM json_each(?))",
+            [json.dumps(sorted(document_nums))],
+        )
+        return [row[0] for row in rows]
+
+    def cached_vectors(self, embedder: str, hashes: Iterable[str]) -> dict[str, bytes]:
+        rows = self.db.execute(
+            "SELECT hash, vector FROM embeddings WHERE embedder = ? "
+            "AND hash IN (SELECT value FROM json_each(?))",
+            [embedder, json.dumps(sorted(set(hashes)))],
+        )
+        return dict(rows.fetchall())
+
+    def chunks(self, nums: Sequence[int]) -> dict[int, ChunkRow]:
+        rows = self.db.query(
+            "SELECT c.*, d.id AS document_id, d.title, d.source, d.metadata FROM chunks c "
+            "JOIN documents d ON d.num = c.document_num "
+            "WHERE c.num IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(nums))],
+        )
+        return {row["num"]: _chunk_row(row) for row in rows}
+
+    def lexical_search(
+        self, version: int, match: str, limit: int, filters: dict[str, Any] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk num, BM25 score, higher is better) for an FTS5 MATCH expression."""
+        where, params = _metadata_filter(filters)
+        sql = (
+            "SELECT c.num, -bm25(chunks_fts) AS score FROM chunks_fts "
+            "JOIN chunks c ON c.num = chunks_fts.rowid "
+            "JOIN version_documents vd ON vd.document_num = c.document_num AND vd.version = ? "
+            f"JOIN documents d ON d.num = c.document_num WHERE chunks_fts MATCH ? {where} "
+            "ORDER BY bm25(chunks_fts) LIMIT ?"
+        )
+        rows = self.db.execute(sql, [version, match, *params, limit])
+        return [(num, float(score)) for num, score in rows]
+
+    def matching_chunk_nums(self, version: int, filters: dict[str, Any]) -> set[int]:
+        """The chunks of a version whose document metadata matches every filter."""
+        where, params = _metadata_filter(filters)
+        rows = self.db.execute(
+            "SELECT c.num FROM chunks c JOIN version_documents vd ON vd.document_num = "
+            "c.document_num AND vd.version = ? JOIN documents d ON d.num = c.document_num "
+            f"WHERE 1 {where}",
+            [version, *params],
+        )
+        return {row[0] for row in rows}
+
+    def fts_problems(self) -> list[str]:
+        """What FTS5's own integrity check and a row count say is wrong, if anything."""
+        problems = []
+        try:
+            self.db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")
+        except sqlite3.DatabaseError as exc:
+            problems.append(f"the FTS index does not match the chunks table ({exc})")
+        indexed = self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
+        stored = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        if indexed != stored:
+            problems.append(f"the FTS index holds {indexed} chunks, the store {stored}")
+        return problems
+
+    def rebuild_fts(self) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')")
+
+
+def _metadata_filter(filters: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for key, value in (filters or {}).items():
+        clauses.append("AND json_extract(d.metadata, ?) = ?")
+        params += [f'$."{key}"', value]
+    return " ".join(clauses), params
+
+
+def _document_row(row: dict[str, Any]) -> DocumentRow:
+    return DocumentRow(**{**row, "metadata": json.loads(row["metadata"])})
+
+
+def _version_row(row: dict[str, Any]) -> VersionRow:
+    return VersionRow(
+        **{
+            **row,
+            "chunking": json.loads(row["chunking"]),
+            "summary": json.loads(row["summary"]) if row["summary"] else None,
+        }
+    )
+
+
+def _chunk_row(row: dict[str, Any]) -> ChunkRow:
+    chunk = Chunk(
+        id=row["id"],
+        document_id=row["document_id"],
+        text=row["text"],
+        heading_path=tuple(json.loads(row["heading_path"])),
+        start=row["start"],
+        end=row["end"],
+    )
+    return ChunkRow(row["num"], chunk, row["title"], row["source"], json.loads(row["metadata"]))
