@@ -53,7 +53,9 @@ class GenerationSettings(_Section):
     # 0 means greedy decoding (deterministic answers).
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.0
     top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 1.0
-    repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.1
+    # Above 1 penalises every token already in the prompt, the sources' facts included,
+    # which pushes small models away from quoting them: keep 1.0 for grounded answers.
+    repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.0
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
@@ -91,7 +93,7 @@ class RetrievalSettings(_Section):
     # use one of them alone.
     mode: RetrievalMode = "hybrid"
     # Chunks put in the prompt as numbered sources (fewer if the context is full).
-    top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 4
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     # Reciprocal rank fusion: score = sum of weight / (rrf_k + rank) over the rankings.
     dense_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
     lexical_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0

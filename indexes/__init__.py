@@ -4,7 +4,12 @@ Knows nothing of training. The front door: load an embedder, sync a bot's docs f
 into a new index version, search the published version, and inspect or roll it back.
 """
 
-from indexes.embedders import EMBEDDED_EMBEDDERS, SentenceTransformerEmbedder, load_embedder
+from indexes.embedders import (
+    EMBEDDED_EMBEDDERS,
+    SentenceTransformerEmbedder,
+    embedder_for_bot,
+    load_embedder,
+)
 from indexes.hashing_embedder import HashingEmbedder
 from indexes.loaders import LoadProblem, load_documents
 from indexes.maintenance import (
@@ -27,6 +32,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "SyncSummary",
     "check_index",
+    "embedder_for_bot",
     "index_status",
     "index_versions",
     "load_documents",

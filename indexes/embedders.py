@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hybrid.bot import Bot
 from hybrid.errors import ModelLoadError
-from hybrid.hardware import Placement
+from hybrid.hardware import Placement, choose_placement
 from hybrid.models import OFFLINE_HINT, ModelSource, package_folder
 from indexes.hashing_embedder import HashingEmbedder, parse_hashing_spec
 
@@ -49,6 +50,13 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+
+
+def embedder_for_bot(bot: Bot) -> SentenceTransformerEmbedder | HashingEmbedder:
+    """The embedder a bot's config names, on the configured device."""
+    models = bot.config.models
+    placement = choose_placement(models.device, models.dtype)
+    return load_embedder(models.embedder, base_dir=bot.root, placement=placement)
 
 
 def load_embedder(

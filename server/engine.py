@@ -17,7 +17,12 @@ from training import BaseModel, render_chat
 class LocalGenerator:
     def __init__(self, base: BaseModel) -> None:
         self.base = base
+        self.context_window = base.context_window
         self._stop_ids = _stop_token_ids(base)
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
+        prompt = render_chat(self.base.tokenizer, messages, add_generation_prompt=True)
+        return len(self.base.tokenizer(prompt, add_special_tokens=False).input_ids)
 
     def generate(
         self,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hybrid.cli import ask_command, init_command
+from hybrid.cli import ask_command, index_command, init_command, search_command
 from hybrid.errors import HybridError
 
 app = typer.Typer(
@@ -46,6 +46,8 @@ def options(
 
 app.command("init")(init_command.init)
 app.command("ask")(ask_command.ask)
+app.command("search")(search_command.search)
+app.add_typer(index_command.app, name="index")
 
 
 def main() -> None:

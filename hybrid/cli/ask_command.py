@@ -2,28 +2,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 import typer
-from rich.console import Console
 
 from hybrid.cli.context import current_bot
+from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
 from hybrid.types import Hit
 
 
 def ask(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The customer's question.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    no_retrieval: Annotated[
+        bool,
+        typer.Option("--no-retrieval", help="Answer from the model alone, without the documents."),
+    ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Answer one question as the bot would."""
+    """Answer one question as the bot would: search the documents, then generate an
+    answer that cites them."""
     bot = current_bot(ctx)
-    status = Console(stderr=True)
-    with status.status("Loading the base model (the first run converts it, ~30 s)…"):
-        _quiet_transformers()
+    with stderr.status("Loading the models (the first run converts the base model, ~30 s)…"):
+        quiet_model_libraries()
         from server import open_assistant
 
-        assistant = open_assistant(bot)
-    with status.status("Answering…"):
+        assistant = open_assistant(bot, retrieval=not no_retrieval)
+    with stderr.status("Answering…"):
         answer = assistant.answer(question)
     usage = {
         "prompt_tokens": answer.generation.prompt_tokens,
@@ -40,15 +43,13 @@ def ask(
             "usage": usage,
             "seconds": round(answer.seconds, 3),
         }
-        typer.echo(msgspec.json.encode(payload).decode())
+        echo_json(payload)
         return
     typer.echo(answer.text)
     _print_citations(answer.citations)
-    status.print(
+    stderr.print(
         f"[dim]{bot.config.models.base} · {usage['prompt_tokens']} prompt + "
         f"{usage['completion_tokens']} answer tokens · {answer.seconds:.1f} s[/]",
-        highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -57,11 +58,3 @@ def _print_citations(citations: list[Hit]) -> None:
         typer.echo("\nSources:")
         for number, hit in enumerate(citations, start=1):
             typer.echo(f"  [{number}] {hit.title} ({hit.source})")
-
-
-def _quiet_transformers() -> None:
-    """Our spinner is the progress display; transformers' own bars would tear through it."""
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()

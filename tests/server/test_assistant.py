@@ -90,7 +90,7 @@ def test_retrieved_sources_reach_the_prompt_and_come_back_as_citations(
     answer = assistant.answer("Can I return items?")
     assert retriever.queries == ["Can I return items?"]
     assert [hit.document_id for hit in answer.citations] == ["returns"]
-    assert "Return items within 45 days." in seen_prompts[0][0].content
+    assert "Return items within 45 days." in seen_prompts[0][1].content
 
 
 def test_an_empty_question_is_refused(generator: LocalGenerator) -> None:
