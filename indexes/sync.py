@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
 Revision = tuple[Document, str, float, list[tuple[Chunk, str]]]
-_BATCH_CHUNKS = 512  # chunks stored per transaction
 
 
 @dataclass
@@ -95,7 +94,13 @@ def sync_index(
         parent = store.published_version()
         parent_row = store.version(parent) if parent else None
         chunking = {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap}
-        rechunk = rebuild or parent_row is None or parent_row.chunking != chunking
+        # New chunking settings or a new embedder: every document gets new chunks/vectors.
+        rechunk = (
+            rebuild
+            or parent_row is None
+            or (parent_row.chunking, parent_row.embedder, parent_row.dimension)
+            != (chunking, embedder.name, embedder.dimension)
+        )
         diff = _diff(loaded, store.documents(parent) if parent else {}, scope, rechunk)
         summary = SyncSummary(
             version=parent,
@@ -276,7 +281,7 @@ def _store_revisions(
     if progress:
         progress(0, len(missing))
     nums: list[int] = []
-    for batch in _batches(revisions):
+    for batch in _batches(revisions, settings.embed_batch_size):
         wanted = [h for *_, chunks in batch for _, h in chunks if h not in cached]
         wanted = list(dict.fromkeys(wanted))
         vectors: dict[str, bytes] = {}
@@ -294,13 +299,15 @@ def _store_revisions(
     return nums
 
 
-def _batches(revisions: list[Revision]) -> Iterator[list[Revision]]:
+def _batches(revisions: list[Revision], chunks_per_batch: int) -> Iterator[list[Revision]]:
+    """Whole documents, about `chunks_per_batch` chunks at a time: the unit of one
+    transaction, so a crash loses at most one batch of work."""
     batch: list[Revision] = []
     size = 0
     for revision in revisions:
         batch.append(revision)
         size += len(revision[3])
-        if size >= _BATCH_CHUNKS:
+        if size >= chunks_per_batch:
             yield batch
             batch, size = [], 0
     if batch:

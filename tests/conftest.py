@@ -85,5 +85,8 @@ def real_bot(tmp_path_factory: pytest.TempPathFactory):
     """The sample support bot, shared by the tests that use the real embedded models so
     that the base model is converted from GGUF once per test session."""
     from hybrid import init_bot
+    from indexes import embedder_for_bot, sync_index
 
-    return init_bot(tmp_path_factory.mktemp("real") / "acme-support")
+    bot = init_bot(tmp_path_factory.mktemp("real") / "acme-support")
+    sync_index(bot, embedder_for_bot(bot))
+    return bot

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hybrid import Hit
+import re
+from pathlib import Path
+
+from hybrid import Bot, Hit, init_bot
 
 
 def hit(doc: str, text: str, score: float = 1.0) -> Hit:
@@ -15,3 +18,23 @@ def hit(doc: str, text: str, score: float = 1.0) -> Hit:
         text=text,
         score=score,
     )
+
+
+def make_bot(folder: Path, **settings: object) -> Bot:
+    """The sample support bot in `folder`, with the model-free hashing embedder (fast and
+    deterministic) unless told otherwise; each keyword replaces that setting's line in the
+    sample hybrid.toml (every setting is written there once)."""
+    bot = init_bot(folder)
+    text = bot.config_file.read_text()
+    for key, value in {"embedder": "hashing", **settings}.items():
+        literal = f'"{value}"' if isinstance(value, str) else str(value).lower()
+        text, found = re.subn(rf"^{key} = .*$", f"{key} = {literal}", text, flags=re.MULTILINE)
+        assert found == 1, f"no single {key} line in the sample hybrid.toml"
+    bot.config_file.write_text(text)
+    return Bot.open(folder)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
