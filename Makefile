@@ -33,6 +33,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 run: install
 	test -f $(SAMPLE_BOT)/hybrid.toml || $(BIN)/hybrid init $(SAMPLE_BOT) --template support
+	$(BIN)/hybrid -C $(SAMPLE_BOT) index sync
 	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "How long do I have to return an item?"
 	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "Do you ship to Canada, and what does it cost?"
 	$(BIN)/hybrid -C $(SAMPLE_BOT) ask "How do I reset my password?"

@@ -53,9 +53,8 @@ class GenerationSettings(_Section):
     # 0 means greedy decoding (deterministic answers).
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.0
     top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 1.0
-    # Above 1 penalises every token already in the prompt, the sources' facts included,
-    # which pushes small models away from quoting them: keep 1.0 for grounded answers.
-    repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.0
+    # Above 1 discourages repeating the answer's own words (never the sources' words).
+    repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.1
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 

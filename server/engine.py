@@ -53,11 +53,14 @@ class LocalGenerator:
                 "top_p": settings.top_p,
             }
             torch.manual_seed(settings.seed)
+        penalty = []
+        if settings.repetition_penalty != 1.0:
+            penalty = [_answer_repetition_penalty(settings.repetition_penalty, prompt_tokens)]
         with torch.inference_mode():
             output = model.generate(
                 **inputs.to(model.device),
                 max_new_tokens=min(settings.max_new_tokens, budget),
-                repetition_penalty=settings.repetition_penalty,
+                logits_processor=penalty,
                 eos_token_id=self._stop_ids,
                 pad_token_id=tokenizer.pad_token_id,
                 **sampling,
@@ -70,6 +73,22 @@ class LocalGenerator:
             completion_tokens=len(new_tokens),
             finish_reason="stop" if stopped else "length",
         )
+
+
+def _answer_repetition_penalty(penalty: float, prompt_tokens: int):
+    """transformers' repetition penalty, applied to the answer's own tokens only. The
+    stock one also penalises every prompt token, so the model avoids exactly the words
+    of the sources it should quote."""
+    from transformers import LogitsProcessor, RepetitionPenaltyLogitsProcessor
+
+    stock = RepetitionPenaltyLogitsProcessor(penalty)
+
+    class AnswerRepetitionPenalty(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            answer = input_ids[:, prompt_tokens:]
+            return stock(answer, scores) if answer.shape[1] else scores
+
+    return AnswerRepetitionPenalty()
 
 
 def _stop_token_ids(base: BaseModel) -> list[int]:

@@ -110,3 +110,24 @@ def test_a_prompt_longer_than_the_context_is_refused(generator: LocalGenerator) 
     assistant = Assistant(generator, system_prompt="x", settings=settings)
     with pytest.raises(HybridError, match="context holds 512"):
         assistant.answer("refund " * 600)
+
+
+def test_sources_that_overflow_the_context_are_dropped_lowest_ranked_first(
+    generator: LocalGenerator,
+) -> None:
+    """The tiny model holds 512 tokens: three long sources cannot all fit with a 100-token
+    answer, so the last-ranked ones go; the question always stays."""
+    long_text = "returns " + "policy words for the return window " * 12
+    retriever = KeywordRetriever({f"doc{n}": f"{long_text} {n}" for n in range(3)})
+    assistant = Assistant(
+        generator,
+        system_prompt="Be brief.",
+        settings=GenerationSettings(max_new_tokens=100),
+        retriever=retriever,
+        top_k=3,
+        budget=generator,
+    )
+    answer = assistant.answer("What about returns?")
+    assert 1 <= len(answer.citations) < 3
+    assert [h.document_id for h in answer.citations] == ["doc0", "doc1"][: len(answer.citations)]
+    assert answer.generation.prompt_tokens + 100 <= generator.context_window
