@@ -10,10 +10,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import bench_base_model, bench_matmul
+from benchmarks import (
+    bench_base_model,
+    bench_index_sync,
+    bench_matmul,
+    bench_retrieval_quality,
+    bench_search_latency,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = {"matmul": bench_matmul.run, "base_model": bench_base_model.run}
+BENCHMARKS = {
+    "matmul": bench_matmul.run,
+    "base_model": bench_base_model.run,
+    "index_sync": bench_index_sync.run,
+    "retrieval_quality": bench_retrieval_quality.run,
+    "search_latency": bench_search_latency.run,
+}
 
 
 def machine() -> dict[str, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hybrid import Document
 from indexes.chunking import chunk_document, count_tokens
 
@@ -48,7 +50,7 @@ def test_long_sections_are_cut_within_the_budget_with_overlap() -> None:
     chunks = chunk_document(doc(text), max_tokens=60, overlap=15)
     assert len(chunks) > 5
     assert all(count_tokens(c.text) <= 60 for c in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert after.start < before.end, "neighbouring chunks share some text"
         assert after.start > before.start
     covered = "".join(text[c.start : c.end] for c in chunks)
