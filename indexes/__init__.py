@@ -17,6 +17,7 @@ from indexes.maintenance import (
     check_index,
     index_status,
     index_versions,
+    published_version,
     rollback_index,
 )
 from indexes.retriever import HybridRetriever, IndexNotReadyError
@@ -37,6 +38,7 @@ __all__ = [
     "index_versions",
     "load_documents",
     "load_embedder",
+    "published_version",
     "rollback_index",
     "sync_index",
 ]

@@ -31,12 +31,18 @@ class CheckReport:
         return {**asdict(self), "ok": self.ok}
 
 
+def published_version(bot: Bot) -> int | None:
+    """The version searches use now; None before the first sync."""
+    with IndexStore(bot.database) as store:
+        return store.published_version()
+
+
 def index_status(bot: Bot) -> dict[str, Any]:
     """The published version and what it holds, plus anything unfinished."""
     with IndexStore(bot.database) as store:
         version = store.published_version()
         row = store.version(version) if version else None
-        cached = store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        cached = store.cached_embedding_count()
         building = [v.version for v in store.versions(status="building")]
     return {
         "published": version,
@@ -63,11 +69,7 @@ def rollback_index(bot: Bot, version: int | None = None) -> int:
     current one. Returns the version now published."""
     with IndexStore(bot.database) as store:
         current = store.published_version()
-        published = sorted(
-            (row for row in store.versions(status="published") if row.version != current),
-            key=lambda row: row.published_at or 0,
-            reverse=True,
-        )
+        published = [row for row in store.publication_history() if row.version != current]
         kept = {row.version for row in published}
         if version is None:
             if not published:
@@ -106,7 +108,7 @@ def check_index(bot: Bot) -> CheckReport:
         try:
             index = VectorIndex.load(bot.indexes_dir / str(version))
         except HybridError as exc:
-            report.problems.append(str(exc.message))
+            report.problems.append(exc.message)
             return _with_repair(report)
         report.problems += _compare(version, row, stored, index)
     return _with_repair(report)

@@ -158,6 +158,16 @@ class IndexStore:
         rows = self.db.query(f"SELECT * FROM index_versions {where} ORDER BY version", params)
         return [_version_row(row) for row in rows]
 
+    def publication_history(self) -> list[VersionRow]:
+        """Versions that have been published, most recently published first (a rollback
+        publishes again, so the current version always comes first)."""
+        return sorted(
+            self.versions(status="published"), key=lambda row: row.published_at or 0, reverse=True
+        )
+
+    def cached_embedding_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+
     def version(self, number: int) -> VersionRow | None:
         rows = list(self.db.query("SELECT * FROM index_versions WHERE version = ?", [number]))
         return _version_row(rows[0]) if rows else None
@@ -296,7 +306,9 @@ class IndexStore:
         )
         return {row["id"]: _document_row(row) for row in rows}
 
-    def chunk_hashes(self, version: int, document_nums: Iterable[int] | None = None) -> list:
+    def chunk_hashes(
+        self, version: int, document_nums: Iterable[int] | None = None
+    ) -> list[tuple[int, str]]:
         """(chunk num, embedding hash) of a version's chunks, or of some of its documents."""
         sql = (
             "SELECT c.num, c.hash FROM chunks c JOIN version_documents vd "

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybrid.bot import Bot
+from hybrid.config import IndexSettings
 from hybrid.errors import HybridError
 from hybrid.protocols import Embedder
 from hybrid.types import Chunk, Document
@@ -30,6 +31,7 @@ from indexes.store import DocumentRow, IndexStore
 from indexes.vector_index import VectorIndex, VectorIndexConfig
 
 if TYPE_CHECKING:
+    import faiss
     import numpy as np
 
 Progress = Callable[[int, int], None]  # (chunks embedded so far, chunks to embed)
@@ -63,6 +65,7 @@ class _Diff:
     deleted: list[DocumentRow]
     unchanged: int
     old: dict[str, DocumentRow]
+    hashes: dict[str, str]  # document id -> document_hash, computed once
 
     @property
     def replaced(self) -> list[int]:
@@ -112,14 +115,18 @@ def sync_index(
             unchanged=diff.unchanged,
             problems=loaded.problems,
         )
-        chunk_count = _expected_chunks(store, parent_row, diff, settings, chunking)
+        revisions = _revisions(diff, settings)
+        replaced_chunks = store.chunk_nums_of_documents(diff.replaced)
+        chunk_count = (
+            ((parent_row.chunk_count or 0) if parent_row else 0)
+            - len(replaced_chunks)
+            + sum(len(chunks) for *_, chunks in revisions)
+        )
         kind = vector_index.choose_kind(settings.kind, chunk_count, settings.hnsw_min_chunks)
-        same_index = parent_row is not None and (
-            parent_row.embedder,
-            parent_row.dimension,
-            parent_row.kind,
-        ) == (embedder.name, embedder.dimension, kind)
-        if same_index and not (diff.added or diff.updated or diff.deleted or rebuild):
+        # `rechunk` (a rebuild, a new embedder or new chunking) marks every document
+        # updated, so an unchanged diff and index kind mean there is nothing to do.
+        changed = diff.added or diff.updated or diff.deleted
+        if parent_row is not None and parent_row.kind == kind and not changed:
             summary.seconds = time.perf_counter() - started
             return summary
         version = store.begin_version(
@@ -130,10 +137,14 @@ def sync_index(
             chunking=chunking,
         )
         try:
-            new_nums = _store_revisions(store, version, diff, embedder, settings, summary, progress)
+            new_nums = _store_revisions(
+                store, version, revisions, embedder, settings.embed_batch_size, summary, progress
+            )
             if parent:
                 store.copy_documents(parent, version, except_nums=diff.replaced)
-            index = _vector_index(bot, store, parent, version, diff, new_nums, embedder, kind)
+            index = _vector_index(
+                bot, store, parent, version, new_nums, replaced_chunks, embedder, kind
+            )
             summary.seconds = time.perf_counter() - started
             store.finish_version(version, summary.to_dict())
             config = VectorIndexConfig(
@@ -166,9 +177,7 @@ def recover(store: IndexStore, indexes_dir: Path) -> list[int]:
 
 def prune(store: IndexStore, indexes_dir: Path, keep: int) -> list[int]:
     """Keep the `keep` most recently published versions (the current one among them)."""
-    published = sorted(
-        store.versions(status="published"), key=lambda row: row.published_at or 0, reverse=True
-    )
+    published = store.publication_history()
     dropped = [row.version for row in published[keep:]]
     store.delete_versions(dropped)
     vector_index.remove_stale_folders(indexes_dir, {row.version for row in published[:keep]})
@@ -218,14 +227,12 @@ def _diff(
     loaded: LoadedDocuments, old: dict[str, DocumentRow], scope: list[str], rechunk: bool
 ) -> _Diff:
     added, updated, unchanged = [], [], 0
+    hashes = {document.id: document_hash(document) for document in loaded.documents}
     for document in loaded.documents:
         row = old.get(document.id)
         if row is None:
             added.append(document)
-        elif rechunk or (row.content_hash, row.source) != (
-            document_hash(document),
-            document.source,
-        ):
+        elif rechunk or (row.content_hash, row.source) != (hashes[document.id], document.source):
             updated.append(document)
         else:
             unchanged += 1
@@ -236,28 +243,12 @@ def _diff(
         for doc_id, row in old.items()
         if doc_id not in present and _in_scope(row.source, scope) and row.source not in failed
     ]
-    return _Diff(added, updated, deleted, unchanged, old)
+    return _Diff(added, updated, deleted, unchanged, old, hashes)
 
 
-def _expected_chunks(store, parent_row, diff: _Diff, settings, chunking) -> int:
-    """Roughly how many chunks the next version holds, to pick the index kind."""
-    kept = (parent_row.chunk_count or 0) if parent_row else 0
-    kept -= len(store.chunk_nums_of_documents(diff.replaced)) if parent_row else 0
-    new_text = sum(len(doc.text) for doc in (*diff.added, *diff.updated))
-    return kept + new_text // max(1, settings.chunk_tokens * 4)
-
-
-def _store_revisions(
-    store: IndexStore,
-    version: int,
-    diff: _Diff,
-    embedder: Embedder,
-    settings,
-    summary: SyncSummary,
-    progress: Progress | None,
-) -> list[int]:
-    """Chunk the added and edited documents and store them in batches, each batch in one
-    transaction with the embeddings it needed. Returns the new revision numbers."""
+def _revisions(diff: _Diff, settings: IndexSettings) -> list[Revision]:
+    """The added and edited documents as new revisions: chunked, each chunk with the hash
+    its embedding is cached under."""
     revisions: list[Revision] = []
     for document in (*diff.added, *diff.updated):
         previous = diff.old.get(document.id)
@@ -267,11 +258,25 @@ def _store_revisions(
         revisions.append(
             (
                 document,
-                document_hash(document),
+                diff.hashes[document.id],
                 previous.created_at if previous else time.time(),
                 [(chunk, content_hash(embedding_text(chunk))) for chunk in chunks],
             )
         )
+    return revisions
+
+
+def _store_revisions(
+    store: IndexStore,
+    version: int,
+    revisions: list[Revision],
+    embedder: Embedder,
+    batch_size: int,
+    summary: SyncSummary,
+    progress: Progress | None,
+) -> list[int]:
+    """Store the revisions in batches, each batch in one transaction with the embeddings
+    it needed (only those the cache lacks). Returns the new revision numbers."""
     texts = {h: embedding_text(c) for *_, chunks in revisions for c, h in chunks}
     cached = set(store.cached_vectors(embedder.name, texts))
     missing = [h for h in texts if h not in cached]
@@ -281,12 +286,12 @@ def _store_revisions(
     if progress:
         progress(0, len(missing))
     nums: list[int] = []
-    for batch in _batches(revisions, settings.embed_batch_size):
+    for batch in _batches(revisions, batch_size):
         wanted = [h for *_, chunks in batch for _, h in chunks if h not in cached]
         wanted = list(dict.fromkeys(wanted))
         vectors: dict[str, bytes] = {}
-        for start in range(0, len(wanted), settings.embed_batch_size):
-            hashes = wanted[start : start + settings.embed_batch_size]
+        for start in range(0, len(wanted), batch_size):
+            hashes = wanted[start : start + batch_size]
             matrix = embedder.embed([texts[h] for h in hashes])
             vectors.update(
                 zip(hashes, (row.astype("float32").tobytes() for row in matrix), strict=True)
@@ -319,11 +324,11 @@ def _vector_index(
     store: IndexStore,
     parent: int | None,
     version: int,
-    diff: _Diff,
     new_nums: list[int],
+    replaced_chunks: list[int],
     embedder: Embedder,
     kind: str,
-):
+) -> faiss.Index:
     """Patch the parent's flat index with the changes, or build the whole index from the
     embedding cache (a new embedder, a new kind, an HNSW index, or a first build)."""
     if parent is not None:
@@ -333,7 +338,7 @@ def _vector_index(
             import numpy as np
 
             ids, vectors = _vectors(store, store.chunk_hashes(version, new_nums), embedder)
-            removed = np.array(store.chunk_nums_of_documents(diff.replaced), dtype="int64")
+            removed = np.array(replaced_chunks, dtype="int64")
             return vector_index.patch(published, removed, ids, vectors)
     ids, vectors = _vectors(store, store.chunk_hashes(version), embedder)
     return vector_index.build(kind, embedder.dimension, ids, vectors)

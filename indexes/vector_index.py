@@ -12,7 +12,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hybrid.errors import HybridError
 
@@ -110,9 +110,8 @@ def patch(
 def can_patch(parent: VectorIndex, kind: str, embedder: str, dimension: int) -> bool:
     """Only a flat index can drop vectors; any other change means a fresh build."""
     config = parent.config
-    return (config.kind, config.embedder, config.dimension) == ("flat", embedder, dimension) and (
-        kind == "flat"
-    )
+    same_embedder = (config.embedder, config.dimension) == (embedder, dimension)
+    return config.kind == kind == "flat" and same_embedder
 
 
 def write_version(indexes_dir: Path, index: faiss.Index, config: VectorIndexConfig) -> Path:
@@ -134,31 +133,17 @@ def write_version(indexes_dir: Path, index: faiss.Index, config: VectorIndexConf
 
 
 def remove_stale_folders(indexes_dir: Path, keep: set[int]) -> list[str]:
-    """Delete version folders not in `keep` and staging folders of dead syncs."""
+    """Delete version folders not in `keep` and every staging folder. Called only under
+    the sync lock, so no staging folder belongs to a live sync."""
     removed = []
     if not indexes_dir.is_dir():
         return removed
     for folder in indexes_dir.iterdir():
         if folder.name.isdigit() and int(folder.name) in keep:
             continue
-        if folder.name.startswith(".tmp-") and _owner_alive(folder.name):
-            continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder.name)
     return removed
-
-
-def _owner_alive(staging_name: str) -> bool:
-    pid = staging_name.rsplit("-", 1)[-1]
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync(path: Path) -> None:
@@ -167,7 +152,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def describe(config: VectorIndexConfig) -> dict[str, Any]:
-    return asdict(config)

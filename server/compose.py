@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hybrid.bot import Bot
 from hybrid.hardware import choose_placement
-from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, index_status
+from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, published_version
 from server.assistant import Assistant
 from server.engine import LocalGenerator
 from training import load_base_model
@@ -15,7 +15,7 @@ def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
     the published index version."""
     retriever = None
     if retrieval:
-        if index_status(bot)["published"] is None:
+        if published_version(bot) is None:
             raise IndexNotReadyError(
                 "the document index is empty",
                 hint="run `hybrid index sync` first, or ask with --no-retrieval",

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from hybrid.cli import ask_command, index_command, init_command, search_command
+from hybrid.cli.output import stderr
 from hybrid.errors import HybridError
 
 app = typer.Typer(
@@ -20,7 +20,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
 
 
 def _show_version(value: bool) -> None:
@@ -57,5 +56,5 @@ def main() -> None:
     try:
         app()
     except HybridError as exc:
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {exc}")
         sys.exit(1)
