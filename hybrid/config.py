@@ -94,9 +94,12 @@ class RetrievalSettings(_Section):
     # Chunks put in the prompt as numbered sources (fewer if the context is full).
     top_k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     # Reciprocal rank fusion: score = sum of weight / (rrf_k + rank) over the rankings.
+    # The textbook k = 60 suits lists of 1,000 web pages; over a bot's few hundred chunks,
+    # where BM25's OR query matches most of them, it lets chunks that are mediocre in both
+    # lists outrank the top hit of either. k = 1 trusts the top ranks (see README).
     dense_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
     lexical_weight: Annotated[float, msgspec.Meta(ge=0.0)] = 1.0
-    rrf_k: Annotated[int, msgspec.Meta(ge=1)] = 60
+    rrf_k: Annotated[int, msgspec.Meta(ge=1)] = 1
     # How deep each ranking is read before fusing.
     candidates: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
 

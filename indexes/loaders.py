@@ -31,8 +31,7 @@ class LoadProblem:
     line: int | None = None
 
     def __str__(self) -> str:
-        where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: {self.reason}"
+        return f"{_location(self.source, self.line)}: {self.reason}"
 
 
 @dataclass
@@ -57,7 +56,7 @@ def load_documents(
     inside it), in a stable order so that repeated loads give identical results."""
     docs_dir = docs_dir.resolve()
     loaded = LoadedDocuments()
-    seen: dict[str, str] = {}  # document id -> the source that defined it first
+    seen: dict[str, str] = {}  # document id -> where it was defined first
     for file in _files(docs_dir, paths):
         source = file.relative_to(docs_dir).as_posix()
         try:
@@ -65,18 +64,18 @@ def load_documents(
         except _Skip as exc:
             loaded.problems.append(LoadProblem(source, str(exc)))
             continue
-        for document in documents:
+        for document, line in documents:
             if document.id in seen:
-                loaded.problems.append(
-                    LoadProblem(
-                        source,
-                        f"document id {document.id!r} is already used by {seen[document.id]}",
-                    )
-                )
+                reason = f"document id {document.id!r} is already used by {seen[document.id]}"
+                loaded.problems.append(LoadProblem(source, reason, line))
                 continue
-            seen[document.id] = source
+            seen[document.id] = _location(source, line)
             loaded.documents.append(document)
     return loaded
+
+
+def _location(source: str, line: int | None) -> str:
+    return f"{source}:{line}" if line else source
 
 
 def _files(docs_dir: Path, paths: Iterable[Path]) -> Iterator[Path]:
@@ -93,7 +92,10 @@ def _files(docs_dir: Path, paths: Iterable[Path]) -> Iterator[Path]:
                 yield file
 
 
-def _read(file: Path, source: str, max_bytes: int, problems: list[LoadProblem]) -> list[Document]:
+def _read(
+    file: Path, source: str, max_bytes: int, problems: list[LoadProblem]
+) -> list[tuple[Document, int | None]]:
+    """The file's documents, each with its line number (JSONL) or None (whole file)."""
     suffix = file.suffix.lower()
     if suffix not in SUFFIXES:
         raise _Skip(f"unsupported file type {suffix or '(none)'}; supported: {', '.join(SUFFIXES)}")
@@ -107,15 +109,15 @@ def _read(file: Path, source: str, max_bytes: int, problems: list[LoadProblem]) 
             f"{max_bytes / 2**20:g})"
         )
     if suffix == ".pdf":
-        return [_pdf_document(file, source)]
+        return [(_pdf_document(file, source), None)]
     text = _text(file)
     if suffix == ".jsonl":
         return list(_jsonl_documents(text, source, problems))
     stem_id = source.rsplit(".", 1)[0]
     if suffix in (".html", ".htm"):
         title, body = html_to_text(text)
-        return [_document(stem_id, title, body, source)]
-    return [_document(stem_id, _markdown_title(text), text, source)]
+        return [(_document(stem_id, title, body, source), None)]
+    return [(_document(stem_id, _markdown_title(text), text, source), None)]
 
 
 def _text(file: Path) -> str:
@@ -176,7 +178,9 @@ def _pdf_document(file: Path, source: str) -> Document:
     return _document(source.rsplit(".", 1)[0], title, text, source)
 
 
-def _jsonl_documents(text: str, source: str, problems: list[LoadProblem]) -> Iterator[Document]:
+def _jsonl_documents(
+    text: str, source: str, problems: list[LoadProblem]
+) -> Iterator[tuple[Document, int]]:
     """One document per line. A bad line is reported with its number and skipped."""
     if not text.strip():
         raise _Skip("empty: no text to index")
@@ -184,7 +188,7 @@ def _jsonl_documents(text: str, source: str, problems: list[LoadProblem]) -> Ite
         if not line.strip():
             continue
         try:
-            yield _jsonl_document(line, source)
+            yield _jsonl_document(line, source), number
         except _Skip as exc:
             problems.append(LoadProblem(source, str(exc), line=number))
 

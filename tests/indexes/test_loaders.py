@@ -106,11 +106,11 @@ def test_bad_jsonl_lines_are_named_by_line_and_the_good_lines_load(tmp_path: Pat
     loaded = load_documents(tmp_path)
     assert [doc.id for doc in loaded.documents] == ["a", "d"]
     problems = [(p.line, p.reason) for p in loaded.problems]
-    assert [line for line, _ in problems] == [2, 3, 4, 5, None]
+    assert [line for line, _ in problems] == [2, 3, 4, 5, 7]
     assert "not valid JSON" in problems[0][1]
     assert "`text`" in problems[1][1]
     assert "`metadata`" in problems[3][1]
-    assert "already used" in problems[4][1]
+    assert "id 'a' is already used by kb.jsonl:1" in problems[4][1]
     assert str(loaded.problems[0]).startswith("kb.jsonl:2: ")
 
 

@@ -15,11 +15,13 @@ from indexes import (
     HybridRetriever,
     check_index,
     embedder_for_bot,
+    index_status,
     index_versions,
     rollback_index,
     sync_index,
 )
 from indexes.store import IndexStore
+from indexes.vector_index import VectorIndex
 
 
 class CountingEmbedder:
@@ -33,6 +35,10 @@ class CountingEmbedder:
     def embed(self, texts):
         self.texts += texts
         return self.inner.embed(texts)
+
+
+def published_vector_index(bot: Bot) -> VectorIndex:
+    return VectorIndex.load(bot.indexes_dir / str(index_status(bot)["published"]))
 
 
 def top_text(bot: Bot, query: str) -> str:
@@ -174,3 +180,30 @@ def test_changing_the_embedder_rebuilds_the_vectors(bot: Bot) -> None:
     assert summary.published and summary.chunks_embedded > 17
     assert check_index(bot).ok
     assert HybridRetriever.for_bot(bot, embedder_for_bot(bot)).search("refund", 1)
+
+
+def test_an_hnsw_index_is_built_from_the_cache_and_answers_like_flat(bot: Bot) -> None:
+    query = "return window days of delivery"
+    flat_top = top_text(bot, query)
+    edit(bot.config_file, 'kind = "auto"', 'kind = "hnsw"')
+    bot = Bot.open(bot.root)
+    embedder = CountingEmbedder(bot)
+    switched = sync_index(bot, embedder)
+    assert switched.published and embedder.texts == []  # same vectors, new structure
+    assert index_status(bot)["kind"] == "hnsw"
+    assert isinstance(
+        faiss.downcast_index(published_vector_index(bot).index.index), faiss.IndexHNSWFlat
+    )
+    assert top_text(bot, query) == flat_top
+    edit(bot.docs_dir / "returns.md", "within **45 days", "within **30 days")
+    edited = sync_index(bot, embedder)
+    assert (edited.chunks_embedded, index_status(bot)["kind"]) == (1, "hnsw")
+    assert "30 days" in top_text(bot, query)
+    assert check_index(bot).ok
+
+
+def test_auto_picks_hnsw_from_the_configured_chunk_count(tmp_path: Path) -> None:
+    bot = make_bot(tmp_path / "bot", hnsw_min_chunks=10)
+    sync_index(bot, embedder_for_bot(bot))
+    assert index_status(bot)["kind"] == "hnsw"
+    assert check_index(bot).ok
