@@ -104,12 +104,24 @@ class RetrievalSettings(_Section):
     candidates: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
 
 
+class TrainingSettings(_Section):
+    """How style adapters are trained, and what `hybrid data lint` holds data to."""
+
+    # Longest example in tokens (prompt and answer, as rendered with the chat template).
+    # A longer one is a lint error: cutting it would cut the answer and its end of turn.
+    max_seq_length: Annotated[int, msgspec.Meta(ge=16, le=131_072)] = 1024
+    # Public contact details that may appear in answers without being flagged as
+    # personal data (the company's own phone number, support e-mail address).
+    pii_allowed: list[str] = msgspec.field(default_factory=list)
+
+
 class Config(_Section):
     bot: BotSettings = BotSettings()
     models: ModelSettings = ModelSettings()
     generation: GenerationSettings = GenerationSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    training: TrainingSettings = TrainingSettings()
 
 
 def load_config(file: Path) -> Config:

@@ -1,9 +1,29 @@
-"""training: base-model loading and chat rendering (adapters and the LoRA recipe follow).
+"""training: base-model loading, training data (formats, lint), chat rendering with loss
+masks; the LoRA recipe and the adapter registry follow.
 
 Knows nothing of indexes: retrieval it needs arrives through hybrid's Retriever protocol.
 """
 
-from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model
+from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model, load_tokenizer
 from training.chat import render_chat
+from training.datasets import DataProblem, Dataset, Example, read_dataset
+from training.lint import LintReport, lint_data, write_redacted
+from training.rendering import RenderError, TokenizedExample, tokenize_example
 
-__all__ = ["EMBEDDED_BASE_MODELS", "BaseModel", "load_base_model", "render_chat"]
+__all__ = [
+    "EMBEDDED_BASE_MODELS",
+    "BaseModel",
+    "DataProblem",
+    "Dataset",
+    "Example",
+    "LintReport",
+    "RenderError",
+    "TokenizedExample",
+    "lint_data",
+    "load_base_model",
+    "load_tokenizer",
+    "read_dataset",
+    "render_chat",
+    "tokenize_example",
+    "write_redacted",
+]

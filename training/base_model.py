@@ -40,27 +40,45 @@ def load_base_model(
     spec: str, *, base_dir: Path, models_dir: Path, placement: Placement
 ) -> BaseModel:
     """Load `spec` (see hybrid.models) for inference or training on `placement`."""
-    source = ModelSource.parse(spec, base_dir)
-    if source.kind == "embedded":
-        embedded = source.embedded_entry(EMBEDDED_BASE_MODELS, "base model")
-        path = str(cached_conversion(source.ref, embedded, models_dir))
-    else:
-        path = source.ref
+    path = _weights_path(spec, base_dir, models_dir)
     model, tokenizer = _from_pretrained(path, placement)
     return BaseModel(model, tokenizer, spec, path, placement)
 
 
-def _from_pretrained(path: str, placement: Placement):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(spec: str, *, base_dir: Path, models_dir: Path) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer alone (for measuring and rendering data)."""
+    return _tokenizer_from(_weights_path(spec, base_dir, models_dir))
+
+
+def _tokenizer_from(path: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot load base model {path!r}: {exc}", hint=OFFLINE_HINT) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _weights_path(spec: str, base_dir: Path, models_dir: Path) -> str:
+    source = ModelSource.parse(spec, base_dir)
+    if source.kind == "embedded":
+        embedded = source.embedded_entry(EMBEDDED_BASE_MODELS, "base model")
+        return str(cached_conversion(source.ref, embedded, models_dir))
+    return source.ref
+
+
+def _from_pretrained(path: str, placement: Placement):
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _tokenizer_from(path)
+    try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=placement.torch_dtype())
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load base model {path!r}: {exc}",
             hint=OFFLINE_HINT,
         ) from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return model.to(placement.device).eval(), tokenizer

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hybrid.cli import ask_command, index_command, init_command, search_command
+from hybrid.cli import ask_command, data_command, index_command, init_command, search_command
 from hybrid.cli.output import stderr
 from hybrid.errors import HybridError
 
@@ -47,6 +47,7 @@ app.command("init")(init_command.init)
 app.command("ask")(ask_command.ask)
 app.command("search")(search_command.search)
 app.add_typer(index_command.app, name="index")
+app.add_typer(data_command.app, name="data")
 
 
 def main() -> None:
