@@ -76,6 +76,11 @@ class Bot:
         """Cached conversions of base models (e.g. the embedded GGUF as safetensors)."""
         return self.state_dir / "models"
 
+    @property
+    def adapters_dir(self) -> Path:
+        """Style adapters, one folder per name and version (see training.registry)."""
+        return self.state_dir / "adapters"
+
 
 def find_bot(
     explicit: Path | None = None,

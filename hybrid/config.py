@@ -113,6 +113,35 @@ class TrainingSettings(_Section):
     # Public contact details that may appear in answers without being flagged as
     # personal data (the company's own phone number, support e-mail address).
     pii_allowed: list[str] = msgspec.field(default_factory=list)
+    # LoRA: rank, scaling (alpha / r) and dropout, on every linear layer by default
+    # ("all-linear"), or on the named modules. Rank 16 on all linear layers stays within
+    # vLLM's default max LoRA rank (16), so its adapters load there unchanged.
+    lora_r: Annotated[int, msgspec.Meta(ge=1, le=512)] = 16
+    lora_alpha: Annotated[int, msgspec.Meta(ge=1)] = 32
+    lora_dropout: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.05
+    target_modules: str | list[str] = "all-linear"
+    # LoRA only on the layers from this index up; the ones below stay as they are.
+    freeze_layers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    learning_rate: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 2e-4
+    weight_decay: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    # Passes over the data; 0 sizes it from the example count as OpenAI does: 3, more
+    # for under 34 examples (up to 100 seen in all), fewer above 8,333 (25,000 seen).
+    epochs: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    # Examples per optimizer step (the effective batch). A step is split into
+    # micro-batches of at most max_batch_tokens tokens, padding included.
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 8
+    max_batch_tokens: Annotated[int, msgspec.Meta(ge=16)] = 4096
+    # "auto": bf16 autocast on a GPU with bf16 and on a CPU with AVX512-BF16 or AMX.
+    bf16: Literal["auto", "on", "off"] = "auto"
+    # Trades compute for memory: activations are recomputed in the backward pass.
+    gradient_checkpointing: bool = False
+    # Share of the examples held out for the eval loss when no --eval file is given.
+    eval_fraction: Annotated[float, msgspec.Meta(ge=0.0, lt=1.0)] = 0.1
+    # Stop after this many epochs without a better eval loss (0: never stop early).
+    early_stopping_patience: Annotated[int, msgspec.Meta(ge=0)] = 2
+    # A checkpoint (for --resume) every this many optimizer steps, and after each epoch.
+    checkpoint_steps: Annotated[int, msgspec.Meta(ge=1)] = 50
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
 class Config(_Section):

@@ -7,6 +7,7 @@ torch is imported only when a placement is actually chosen, so the core stays li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from hybrid.errors import HybridError
@@ -45,3 +46,17 @@ def choose_placement(device: DeviceChoice = "auto", dtype: DtypeChoice = "auto")
         return Placement(chosen, "bfloat16" if torch.cuda.is_bf16_supported() else "float16")
     # On CPU, weights stay fp32; training gets its bf16 speed from autocast instead.
     return Placement(chosen, "float32")
+
+
+def bf16_autocast_pays(placement: Placement) -> bool:
+    """Whether bf16 autocast is native on this hardware: a GPU with bf16, or a CPU with
+    AVX512-BF16 or AMX (elsewhere it is emulated and slower than fp32)."""
+    import torch
+
+    if placement.device == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))

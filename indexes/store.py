@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from hybrid.errors import HybridError
+from hybrid import database
 from hybrid.types import Chunk, Document
 
 Status = str  # "building" until published, then "published"
@@ -64,9 +64,6 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
     # Headings are searchable too: "warranty" should find the chunks under that heading.
     db["chunks"].enable_fts(["text", "headings"], create_triggers=True, tokenize="porter")
-
-
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
 
 
 @dataclass(frozen=True)
@@ -110,22 +107,13 @@ class IndexStore:
     """The sqlite side of the index. Not thread-safe: open one per thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Another process may hold the write lock for a moment (a sync's batch commit):
-        # wait for it rather than fail.
-        connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        connection = database.connect(path)
         self.db = sqlite_utils.Database(connection)
         self.path = path
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            database.migrate(connection, "index", [lambda: _migration_1(self.db)])
         except sqlite3.DatabaseError as exc:
-            raise HybridError(
-                f"{path} is not a usable hybrid database: {exc}",
-                hint="move it away and run `hybrid index sync` to rebuild the index",
-            ) from exc
+            raise database.unusable(path, exc) from exc
 
     def close(self) -> None:
         self.db.close()
@@ -135,18 +123,6 @@ class IndexStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (number INTEGER PRIMARY KEY, applied_at REAL)"
-        )
-        done = {row["number"] for row in self.db.query("SELECT number FROM migrations")}
-        for number, migration in enumerate(MIGRATIONS, start=1):
-            if number in done:
-                continue
-            with self.db.atomic():
-                migration(self.db)
-                self.db["migrations"].insert({"number": number, "applied_at": time.time()})
 
     # -- versions ---------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """training: base-model loading, training data (formats, lint), chat rendering with loss
-masks; the LoRA recipe and the adapter registry follow.
+masks, the LoRA/QLoRA recipe and the adapter registry.
 
 Knows nothing of indexes: retrieval it needs arrives through hybrid's Retriever protocol.
 """
@@ -8,22 +8,31 @@ from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model
 from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
 from training.lint import LintReport, lint_data, write_redacted
+from training.recipe import Progress, TrainRequest, TrainResult, train_adapter
+from training.registry import AdapterNotFoundError, AdapterRecord, AdapterRegistry
 from training.rendering import RenderError, TokenizedExample, tokenize_example
 
 __all__ = [
     "EMBEDDED_BASE_MODELS",
+    "AdapterNotFoundError",
+    "AdapterRecord",
+    "AdapterRegistry",
     "BaseModel",
     "DataProblem",
     "Dataset",
     "Example",
     "LintReport",
+    "Progress",
     "RenderError",
     "TokenizedExample",
+    "TrainRequest",
+    "TrainResult",
     "lint_data",
     "load_base_model",
     "load_tokenizer",
     "read_dataset",
     "render_chat",
     "tokenize_example",
+    "train_adapter",
     "write_redacted",
 ]

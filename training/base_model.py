@@ -37,11 +37,17 @@ class BaseModel:
 
 
 def load_base_model(
-    spec: str, *, base_dir: Path, models_dir: Path, placement: Placement
+    spec: str,
+    *,
+    base_dir: Path,
+    models_dir: Path,
+    placement: Placement,
+    quantize_4bit: bool = False,
 ) -> BaseModel:
-    """Load `spec` (see hybrid.models) for inference or training on `placement`."""
+    """Load `spec` (see hybrid.models) for inference or training on `placement`;
+    `quantize_4bit` loads the weights in bitsandbytes NF4 (for QLoRA)."""
     path = _weights_path(spec, base_dir, models_dir)
-    model, tokenizer = _from_pretrained(path, placement)
+    model, tokenizer = _from_pretrained(path, placement, quantize_4bit)
     return BaseModel(model, tokenizer, spec, path, placement)
 
 
@@ -70,15 +76,28 @@ def _weights_path(spec: str, base_dir: Path, models_dir: Path) -> str:
     return source.ref
 
 
-def _from_pretrained(path: str, placement: Placement):
+def _from_pretrained(path: str, placement: Placement, quantize_4bit: bool):
     from transformers import AutoModelForCausalLM
 
     tokenizer = _tokenizer_from(path)
+    options: dict[str, object] = {"dtype": placement.torch_dtype()}
+    if quantize_4bit:
+        from transformers import BitsAndBytesConfig
+
+        options["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=placement.torch_dtype(),
+        )
+        options["device_map"] = {"": placement.device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=placement.torch_dtype())
+        model = AutoModelForCausalLM.from_pretrained(path, **options)
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load base model {path!r}: {exc}",
             hint=OFFLINE_HINT,
         ) from exc
-    return model.to(placement.device).eval(), tokenizer
+    if not quantize_4bit:  # a quantized model is placed by device_map and cannot move
+        model = model.to(placement.device)
+    return model.eval(), tokenizer

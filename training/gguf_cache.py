@@ -15,6 +15,7 @@ from pathlib import Path
 
 from hybrid.errors import ModelLoadError
 from hybrid.models import package_folder
+from training.processes import process_alive
 
 MANIFEST = "hybrid-model.json"
 
@@ -88,15 +89,5 @@ def _convert(source: EmbeddedGGUF, folder: Path) -> None:
 def _remove_abandoned_conversions(models_dir: Path, name: str) -> None:
     for leftover in models_dir.glob(f".{name}-*.tmp-*"):
         pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

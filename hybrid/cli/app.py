@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from hybrid.cli import ask_command, data_command, index_command, init_command, search_command
+from hybrid.cli import (
+    adapters_command,
+    ask_command,
+    data_command,
+    index_command,
+    init_command,
+    search_command,
+    train_command,
+)
 from hybrid.cli.output import stderr
 from hybrid.errors import HybridError
 
@@ -48,6 +56,8 @@ app.command("ask")(ask_command.ask)
 app.command("search")(search_command.search)
 app.add_typer(index_command.app, name="index")
 app.add_typer(data_command.app, name="data")
+app.command("train")(train_command.train)
+app.add_typer(adapters_command.app, name="adapters")
 
 
 def main() -> None:

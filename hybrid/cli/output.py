@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +24,9 @@ def quiet_model_libraries() -> None:
     sentence-transformers' own bars would tear through them. bitsandbytes warns on import
     that an optional CPU kernel package (fetched from a hub) is missing; it is optional."""
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # Deprecation notices about transformers' own internals (peft calls them) mean
+    # nothing to someone training a bot.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()

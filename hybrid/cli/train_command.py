@@ -1,0 +1,91 @@
+"""`hybrid train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hybrid.cli.context import current_bot
+from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+
+
+def train(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Training conversations, JSONL.")],
+    name: Annotated[str, typer.Option(help="The adapter's name in the registry.")] = "style",
+    eval_file: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Evaluation data (else training.eval_fraction is held out)."),
+    ] = None,
+    qlora: Annotated[
+        bool, typer.Option("--qlora", help="Train on the base model quantized to 4-bit NF4.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue NAME's interrupted run from its checkpoint.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train despite lint errors, leaving those lines out.")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train a LoRA style adapter on FILE and add it to the registry as a candidate
+    (promote it with `hybrid adapters promote NAME`)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    bot = current_bot(ctx)
+    with stderr.status("Loading the base model and checking the data…"):
+        quiet_model_libraries()
+        from training import TrainRequest, train_adapter
+
+    request = TrainRequest(
+        train_file=file,
+        name=name,
+        eval_file=eval_file,
+        qlora=qlora,
+        resume=resume,
+        force=force,
+        max_steps=max_steps,
+    )
+    columns = (
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "loss {task.fields[loss]}",
+        "{task.fields[rate]} tok/s",
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("Training", total=None, loss="…", rate="…")
+
+        def progress(update) -> None:
+            bar.update(
+                task,
+                completed=update.step,
+                total=update.total_steps,
+                description=f"Training, epoch {update.epoch}",
+                loss=f"{update.loss:.3f}",
+                rate=f"{update.tokens_per_second:.0f}",
+            )
+
+        result = train_adapter(bot, request, progress)
+    record = result.adapter
+    metrics = record.manifest["metrics"]
+    if as_json:
+        echo_json(record.to_dict())
+        return
+    early = ", stopped early" if result.stopped_early else ""
+    typer.echo(
+        f"Trained {record.name}@{record.version} (candidate) in {result.steps} steps, "
+        f"{result.epochs} epoch(s){early}."
+    )
+    losses = f"  train loss {metrics['final_train_loss']:.3f}"
+    if metrics["best_eval_loss"] is not None:
+        losses += f", best eval loss {metrics['best_eval_loss']:.3f}"
+    typer.echo(losses)
+    typer.echo(f"  {result.tokens_per_second:.0f} tokens/s · {record.path}")
+    typer.echo(f"  promote it with: hybrid adapters promote {record.name} {record.version}")

@@ -1,0 +1,73 @@
+"""The bot's one sqlite file, shared by its parts: each part (the index, the adapter
+registry, ...) grows its own tables by numbered migrations recorded per part, so the
+parts evolve independently in one database."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hybrid.errors import HybridError
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode (readers never wait for the writer) that waits up to a
+    minute for another process's write lock instead of failing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise unusable(path, exc) from exc
+    return connection
+
+
+def unusable(path: Path, exc: sqlite3.DatabaseError) -> HybridError:
+    return HybridError(
+        f"{path} is not a usable hybrid database: {exc}",
+        hint="move it away; `hybrid index sync` rebuilds the index, adapters stay on disk",
+    )
+
+
+def migrate(
+    connection: sqlite3.Connection, part: str, migrations: Sequence[Callable[[], None]]
+) -> None:
+    """Apply `part`'s migrations not applied yet, in order, each with its record in one
+    transaction."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "part TEXT NOT NULL, number INTEGER NOT NULL, applied_at REAL NOT NULL, "
+        "PRIMARY KEY (part, number))"
+    )
+    _adopt_index_only_table(connection)
+    rows = connection.execute("SELECT number FROM schema_migrations WHERE part = ?", [part])
+    done = {number for (number,) in rows}
+    for number, migration in enumerate(migrations, start=1):
+        if number in done:
+            continue
+        with connection:
+            migration()
+            connection.execute(
+                "INSERT INTO schema_migrations (part, number, applied_at) VALUES (?, ?, ?)",
+                [part, number, time.time()],
+            )
+
+
+def _adopt_index_only_table(connection: sqlite3.Connection) -> None:
+    """Databases made before the adapter registry kept the index's migrations in a table
+    of their own, `migrations`; they become the index part's rows."""
+    legacy = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'"
+    ).fetchone()
+    if legacy:
+        with connection:
+            connection.execute(
+                "INSERT OR IGNORE INTO schema_migrations (part, number, applied_at) "
+                "SELECT 'index', number, applied_at FROM migrations"
+            )
+            connection.execute("DROP TABLE migrations")

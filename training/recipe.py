@@ -1,0 +1,409 @@
+"""The training recipe: a LoRA (or QLoRA) style adapter from example conversations.
+
+Reads top to bottom: check and tokenize the data -> load the base model and wrap it with
+LoRA -> one loop over length-grouped batches (bf16 autocast where native, loss on the
+answers only, normalised per trained token across micro-batches), an eval loss after
+every epoch, early stopping, checkpoints -> publish the best adapter to the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from hybrid.bot import Bot
+from hybrid.config import TrainingSettings
+from hybrid.errors import HybridError
+from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
+from training.base_model import BaseModel, load_base_model
+from training.batching import collate, epoch_batches, epochs_for, micro_batches
+from training.checkpoints import RunFolder
+from training.lint import lint_data
+from training.loss_curve import plot_loss_curve
+from training.registry import AdapterRecord, AdapterRegistry
+from training.rendering import IGNORE, TokenizedExample, tokenize_example
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    train_file: Path
+    name: str = "style"
+    eval_file: Path | None = None
+    qlora: bool = False
+    resume: bool = False
+    force: bool = False  # train despite lint errors, leaving the bad lines out
+    max_steps: int | None = None  # stop early (smoke tests, quick trials)
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    tokens_per_second: float
+
+
+@dataclass
+class History:
+    """What the run measured; saved in checkpoints and in the adapter's manifest."""
+
+    train_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
+    tokens: int = 0  # non-padding tokens processed
+    trained_tokens: int = 0  # tokens the loss was computed on
+    seconds: float = 0.0  # time in the training loop, summed over resumes
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    adapter: AdapterRecord
+    steps: int
+    epochs: int
+    history: History
+    stopped_early: bool
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.history.tokens / self.history.seconds if self.history.seconds else 0.0
+
+
+def train_adapter(
+    bot: Bot, request: TrainRequest, progress: Callable[[Progress], None] | None = None
+) -> TrainResult:
+    import torch
+
+    settings = bot.config.training
+    placement = choose_placement(bot.config.models.device, bot.config.models.dtype)
+    autocast = _autocast(settings, placement)
+
+    # -- data ---------------------------------------------------------------------------
+    base = load_base_model(
+        bot.config.models.base,
+        base_dir=bot.root,
+        models_dir=bot.models_dir,
+        placement=placement,
+        quantize_4bit=request.qlora,
+    )
+    train_set, eval_set = _datasets(base, request, settings)
+    epochs = settings.epochs or epochs_for(len(train_set))
+    lengths = [len(example.input_ids) for example in train_set]
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    total_steps = epochs * steps_per_epoch
+    if request.max_steps is not None:
+        total_steps = min(total_steps, request.max_steps)
+
+    # -- model ----------------------------------------------------------------------------
+    torch.manual_seed(settings.seed)
+    random.seed(settings.seed)
+    model = _with_lora(base, settings, request.qlora)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    warmup = max(1, round(0.03 * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / total_steps))
+    )
+
+    # -- run state (fresh or resumed) ----------------------------------------------------
+    run = RunFolder(bot.state_dir / "runs" / request.name)
+    identity = _identity(bot, request, settings)
+    history, step, epoch, batch_index = History(), 0, 0, 0
+    best: tuple[float, dict[str, Any]] | None = None
+    stale_epochs = 0
+    if request.resume:
+        state = run.resume(identity)
+        _load_trainable(model, state["weights"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        history = state["history"]
+        step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
+        best, stale_epochs = state["best"], state["stale_epochs"]
+    else:
+        run.start(identity)
+
+    def checkpoint() -> None:
+        run.save(
+            step,
+            {
+                "weights": _trainable_state(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "python_rng": random.getstate(),
+                "history": history,
+                "step": step,
+                "epoch": epoch,
+                "batch_index": batch_index,
+                "best": best,
+                "stale_epochs": stale_epochs,
+            },
+        )
+
+    # -- the loop -----------------------------------------------------------------------
+    pad_id = base.tokenizer.pad_token_id
+    stopped_early = False
+    while epoch < epochs and step < total_steps and not stopped_early:
+        batches = epoch_batches(lengths, settings.batch_size, seed=settings.seed, epoch=epoch)
+        while batch_index < len(batches) and step < total_steps:
+            started = time.perf_counter()
+            batch = [train_set[i] for i in batches[batch_index]]
+            loss = _train_step(model, batch, settings, pad_id, autocast)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step, batch_index = step + 1, batch_index + 1
+            history.seconds += time.perf_counter() - started
+            history.tokens += sum(len(example.input_ids) for example in batch)
+            history.trained_tokens += sum(example.trained_tokens for example in batch)
+            history.train_loss.append((step, loss))
+            if progress:
+                rate = history.tokens / history.seconds
+                progress(Progress(step, total_steps, epoch + 1, loss, rate))
+            if step % settings.checkpoint_steps == 0:
+                checkpoint()
+        if batch_index == len(batches):  # a whole epoch: evaluate, maybe stop early
+            epoch, batch_index = epoch + 1, 0
+            if eval_set:
+                eval_loss = _eval_loss(model, eval_set, settings, pad_id, autocast)
+                history.eval_loss.append((step, eval_loss))
+                if best is None or eval_loss < best[0]:
+                    best, stale_epochs = (eval_loss, _trainable_state(model)), 0
+                else:
+                    stale_epochs += 1
+                patience = settings.early_stopping_patience
+                stopped_early = patience > 0 and stale_epochs >= patience
+            checkpoint()
+
+    # -- publish ----------------------------------------------------------------------------
+    if best is not None:
+        _load_trainable(model, best[1])  # the epoch with the lowest eval loss
+    manifest = _manifest(bot, base, request, settings, history, step, epochs, stopped_early)
+
+    def write(folder: Path) -> dict[str, Any]:
+        model.save_pretrained(folder)
+        plot_loss_curve(history.train_loss, history.eval_loss, folder / "loss_curve.png")
+        return manifest
+
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        record = registry.publish(request.name, write)
+    run.finish()
+    return TrainResult(record, step, epoch, history, stopped_early)
+
+
+def _autocast(settings: TrainingSettings, placement: Placement):
+    import torch
+
+    wanted = settings.bf16 == "on" or (settings.bf16 == "auto" and bf16_autocast_pays(placement))
+    if not wanted:
+        return nullcontext
+    return lambda: torch.autocast(placement.device, dtype=torch.bfloat16)
+
+
+def _datasets(
+    base: BaseModel, request: TrainRequest, settings: TrainingSettings
+) -> tuple[list[TokenizedExample], list[TokenizedExample]]:
+    """Lint, then tokenize. Lint errors stop the run unless forced (then the bad lines
+    are left out). Without an eval file, a seeded share of the examples is held out."""
+    tokenizer = base.tokenizer
+    report = lint_data(
+        request.train_file,
+        eval_file=request.eval_file,
+        count_tokens=lambda example: len(tokenize_example(tokenizer, example).input_ids),
+        max_seq_length=settings.max_seq_length,
+        pii_allowed=settings.pii_allowed,
+    )
+    if not report.ok and not request.force:
+        first = "\n  ".join(str(problem) for problem in report.errors[:5])
+        raise HybridError(
+            f"{request.train_file} has {len(report.errors)} error(s):\n  {first}",
+            hint=f"see `hybrid data lint {request.train_file}`, or train anyway with --force "
+            "(the lines with errors are left out)",
+        )
+
+    def usable(dataset) -> list[TokenizedExample]:
+        skip = report.bad_lines(dataset.path)
+        return [
+            tokenize_example(tokenizer, example, settings.max_seq_length)
+            for example in dataset.examples
+            if example.line not in skip
+        ]
+
+    train_set = usable(report.train)
+    if not train_set:
+        raise HybridError(f"{request.train_file} has no usable example")
+    if report.eval is not None:
+        return train_set, usable(report.eval)
+    held_out = round(len(train_set) * settings.eval_fraction)
+    if held_out == 0:
+        return train_set, []
+    order = list(range(len(train_set)))
+    random.Random(settings.seed).shuffle(order)
+    chosen = set(order[:held_out])
+    return (
+        [example for i, example in enumerate(train_set) if i not in chosen],
+        [example for i, example in enumerate(train_set) if i in chosen],
+    )
+
+
+def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    model = base.model
+    if qlora:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=settings.gradient_checkpointing
+        )
+    elif settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    layers = int(model.config.num_hidden_layers)
+    if settings.freeze_layers >= layers:
+        raise HybridError(
+            f"training.freeze_layers = {settings.freeze_layers}, but the base model has "
+            f"{layers} layers",
+            hint=f"use a value below {layers}",
+        )
+    config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=settings.target_modules,
+        layers_to_transform=list(range(settings.freeze_layers, layers))
+        if settings.freeze_layers
+        else None,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _token_losses(model, tensors: dict[str, Any], autocast) -> tuple[Any, int]:
+    """(summed cross-entropy, count) over the trained tokens only. The vocabulary
+    projection, a fifth of a small model's compute, runs just on the positions whose next
+    token is trained, not on every prompt token."""
+    import torch
+
+    causal = model.get_base_model()
+    labels = tensors["labels"][:, 1:]
+    wanted = labels != IGNORE
+    with autocast():
+        hidden = causal.get_decoder()(
+            input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]
+        ).last_hidden_state
+        logits = causal.get_output_embeddings()(hidden[:, :-1][wanted])
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels[wanted], reduction="sum")
+    return loss, int(wanted.sum())
+
+
+def _train_step(model, batch, settings: TrainingSettings, pad_id: int, autocast) -> float:
+    """Forward and backward over one optimizer step's micro-batches; the loss is the mean
+    over the step's trained tokens, whichever micro-batch they fell in."""
+    model.train()
+    trained = sum(example.trained_tokens for example in batch)
+    total = 0.0
+    for micro in micro_batches(batch, settings.max_batch_tokens):
+        loss, _ = _token_losses(model, collate(micro, pad_id), autocast)
+        (loss / trained).backward()
+        total += float(loss.detach())
+    return total / trained
+
+
+def _eval_loss(model, examples, settings: TrainingSettings, pad_id: int, autocast) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for micro in micro_batches(examples, settings.max_batch_tokens):
+            loss, tokens = _token_losses(model, collate(micro, pad_id), autocast)
+            total, count = total + float(loss), count + tokens
+    return total / count
+
+
+def _trainable_state(model) -> dict[str, Any]:
+    return {
+        name: parameter.detach().clone()
+        for name, parameter in model.named_parameters()
+        if parameter.requires_grad
+    }
+
+
+def _load_trainable(model, state: dict[str, Any]) -> None:
+    parameters = dict(model.named_parameters())
+    for name, value in state.items():
+        parameters[name].data.copy_(value)
+
+
+def _file_hash(*paths: Path | None) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path is not None:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _identity(bot: Bot, request: TrainRequest, settings: TrainingSettings) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues."""
+    return {
+        "base_model": bot.config.models.base,
+        "data_hash": _file_hash(request.train_file, request.eval_file),
+        "settings": msgspec.to_builtins(settings),
+        "qlora": request.qlora,
+        "force": request.force,
+        "max_steps": request.max_steps,
+    }
+
+
+def _manifest(
+    bot: Bot,
+    base: BaseModel,
+    request: TrainRequest,
+    settings: TrainingSettings,
+    history: History,
+    steps: int,
+    epochs: int,
+    stopped_early: bool,
+) -> dict[str, Any]:
+    weights = sorted(Path(base.path).glob("*.safetensors")) if Path(base.path).is_dir() else []
+    return {
+        "base_model": bot.config.models.base,
+        "base_model_path": base.path,
+        "base_model_hash": _file_hash(*weights) if weights else None,
+        "train_file": str(request.train_file),
+        "eval_file": str(request.eval_file) if request.eval_file else None,
+        "data_hash": _file_hash(request.train_file, request.eval_file),
+        "qlora": request.qlora,
+        "hyperparameters": msgspec.to_builtins(settings),
+        "metrics": {
+            "steps": steps,
+            "epochs": epochs,
+            "stopped_early": stopped_early,
+            "final_train_loss": history.train_loss[-1][1] if history.train_loss else None,
+            "eval_loss": history.eval_loss,
+            "best_eval_loss": min((loss for _, loss in history.eval_loss), default=None),
+            "train_loss": history.train_loss,
+        },
+        "timings": {
+            "train_seconds": round(history.seconds, 2),
+            "tokens": history.tokens,
+            "trained_tokens": history.trained_tokens,
+            "tokens_per_second": round(history.tokens / history.seconds, 1)
+            if history.seconds
+            else None,
+        },
+        "versions": {name: package_version(name) for name in ("torch", "transformers", "peft")},
+    }
