@@ -73,6 +73,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=None,
+        # Larger than the default 0.02: with hidden size 32 and a frozen output layer,
+        # small weights cap the logits near uniform, and an adapter could hardly learn.
+        initializer_range=0.2,
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
+import signal
 from pathlib import Path
 
 from hybrid import Bot, Hit, init_bot
@@ -38,3 +41,24 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new))
+
+
+def arm(target: str, on_call: int) -> None:
+    """SIGKILL this process when MODULE:ATTRIBUTE[.METHOD] is entered for the
+    `on_call`th time: a real `kill -9` at a chosen point, for the crash tests."""
+    module_name, _, path = target.partition(":")
+    owner = importlib.import_module(module_name)
+    *parents, name = path.split(".")
+    for part in parents:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+    calls = 0
+
+    def tripwire(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == on_call:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a real crash
+        return original(*args, **kwargs)
+
+    setattr(owner, name, tripwire)

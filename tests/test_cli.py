@@ -32,11 +32,13 @@ def run(
 def test_every_command_has_help() -> None:
     top = run("--help")
     assert top.returncode == 0
-    for command in ("init", "ask", "search", "index"):
+    for command in ("init", "ask", "search", "index", "data", "train", "adapters"):
         assert command in top.stdout
         assert run(command, "--help").returncode == 0
     for command in ("sync", "status", "versions", "rollback", "check"):
         assert run("index", command, "--help").returncode == 0
+    for command in ("list", "show", "promote", "rollback"):
+        assert run("adapters", command, "--help").returncode == 0
     assert run("--version").stdout.startswith("hybrid ")
 
 
@@ -184,3 +186,28 @@ def test_a_policy_edit_changes_the_answer_after_one_sync(real_bot, tmp_path: Pat
     assert json.loads(synced.stdout)["updated"] == ["returns"]
     after = json.loads(run("-C", str(bot), "ask", "--json", question).stdout)
     assert "30 days" in after["answer"] and "45 days" not in after["answer"]
+
+
+def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir))
+    data = bot.data_dir / "train.jsonl"
+    trained = run("-C", str(bot.root), "train", str(data), "--name", "kestrel",
+                  "--max-steps", "2", "--json")  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    record = json.loads(trained.stdout)
+    assert (record["name"], record["version"], record["status"]) == ("kestrel", 1, "candidate")
+    assert record["manifest"]["metrics"]["steps"] == 2
+    listed = run("-C", str(bot.root), "adapters", "list")
+    assert "kestrel@1" in listed.stdout and "candidate" in listed.stdout
+    promoted = run("-C", str(bot.root), "adapters", "promote", "kestrel")
+    assert promoted.returncode == 0 and "kestrel@1 is now active" in promoted.stdout
+    shown = json.loads(run("-C", str(bot.root), "adapters", "show", "kestrel").stdout)
+    assert (shown["version"], shown["status"]) == (1, "active")
+    missing = run("-C", str(bot.root), "adapters", "show", "kestrel@9")
+    assert missing.returncode == 1 and "no version 9" in missing.stderr
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(data.read_text() + "{oops\n")
+    refused = run("-C", str(bot.root), "train", str(broken))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "broken.jsonl:311" in refused.stderr and "--force" in refused.stderr

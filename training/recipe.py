@@ -282,13 +282,31 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,
         lora_dropout=settings.lora_dropout,
-        target_modules=settings.target_modules,
+        target_modules=_target_modules(model, settings.target_modules),
         layers_to_transform=list(range(settings.freeze_layers, layers))
         if settings.freeze_layers
         else None,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def _target_modules(model, setting: str | list[str]) -> list[str]:
+    """"all-linear" resolved to the short names of the model's linear layers (the output
+    layer excepted), so adapter_config.json lists plain names like q_proj that vLLM and
+    every other LoRA loader understand."""
+    if setting != "all-linear":
+        return [setting] if isinstance(setting, str) else list(setting)
+    import torch
+
+    output = model.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not output
+        }
+    )
 
 
 def _token_losses(model, tensors: dict[str, Any], autocast) -> tuple[Any, int]:

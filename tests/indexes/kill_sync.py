@@ -6,34 +6,16 @@ callable is entered for the Nth time. Used by test_crashes.py as a real `kill -9
 
 from __future__ import annotations
 
-import importlib
-import os
-import signal
 import sys
 from pathlib import Path
 
-from hybrid import Bot
-from indexes import embedder_for_bot, sync_index
+TESTS = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # the project first: tests/hybrid is not it
 
+from support import arm  # noqa: E402
 
-def arm(target: str, on_call: int) -> None:
-    module_name, _, path = target.partition(":")
-    owner = importlib.import_module(module_name)
-    *parents, name = path.split(".")
-    for part in parents:
-        owner = getattr(owner, part)
-    original = getattr(owner, name)
-    calls = 0
-
-    def tripwire(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == on_call:
-            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a real crash
-        return original(*args, **kwargs)
-
-    setattr(owner, name, tripwire)
-
+from hybrid import Bot  # noqa: E402
+from indexes import embedder_for_bot, sync_index  # noqa: E402
 
 if __name__ == "__main__":
     bot_dir, target, on_call = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -1,0 +1,141 @@
+"""`train_adapter` on a tiny random llama: a standard PEFT adapter that plain peft loads,
+a loss that goes down, the same adapter from the same seed, lint errors that stop a run,
+and kill -9 followed by --resume that ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import make_bot
+
+from hybrid import Bot, HybridError
+from training import AdapterRegistry, TrainRequest, train_adapter
+
+KILL_TRAIN = Path(__file__).with_name("kill_train.py")
+SAMPLE = Path(__file__).resolve().parents[2] / "hybrid/templates/support/data/train.jsonl"
+
+
+def tiny_bot(folder: Path, tiny_model_dir: Path, examples: int = 40, **settings) -> Bot:
+    """The sample bot on the tiny model, training on the first `examples` sample
+    conversations (5 steps per epoch at batch 8, 4 held out for the eval loss)."""
+    settings = {"epochs": 2, "learning_rate": 0.005, "checkpoint_steps": 2, **settings}
+    bot = make_bot(folder, base=str(tiny_model_dir), **settings)
+    lines = SAMPLE.read_text().splitlines()[:examples]
+    (bot.data_dir / "small.jsonl").write_text("\n".join(lines) + "\n")
+    return bot
+
+
+def adapter_weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path / "adapter_model.safetensors")
+
+
+def test_training_publishes_a_standard_peft_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl", name="kestrel"))
+    record = result.adapter
+    assert (record.name, record.version, record.status) == ("kestrel", 1, "candidate")
+    assert record.path == bot.adapters_dir / "kestrel" / "1"
+    assert (result.steps, result.epochs) == (10, 2)
+    config = json.loads((record.path / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["lora_alpha"] == 32
+    assert set(config["target_modules"]) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }  # fmt: skip
+    assert (record.path / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = record.manifest
+    assert manifest["base_model"] == str(tiny_model_dir) and manifest["base_model_hash"]
+    assert len(manifest["data_hash"]) == 64
+    assert manifest["hyperparameters"]["learning_rate"] == 0.005
+    assert len(manifest["metrics"]["eval_loss"]) == 2
+    assert manifest["timings"]["tokens_per_second"] > 0
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    before = base(ids).logits
+    tuned = PeftModel.from_pretrained(base, record.path)  # plain peft, nothing of ours
+    assert not torch.allclose(tuned(ids).logits, before), "the adapter changes the model"
+    assert not (bot.state_dir / "runs" / "kestrel").exists(), "a finished run leaves no state"
+
+
+def test_the_eval_loss_goes_down(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir, epochs=3, learning_rate=0.02)
+    result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl"))
+    losses = [loss for _, loss in result.history.eval_loss]
+    assert len(losses) == 3 and losses == sorted(losses, reverse=True), losses
+    assert losses[-1] < losses[0] - 0.3, losses
+
+
+def test_the_same_seed_gives_the_same_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
+    weights = []
+    for run in ("a", "b"):
+        bot = tiny_bot(tmp_path / run, tiny_model_dir)
+        result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl", max_steps=3))
+        weights.append(adapter_weights(result.adapter.path))
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
+
+
+def test_lint_errors_stop_the_run_unless_forced(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    data = bot.data_dir / "small.jsonl"
+    data.write_text(data.read_text() + "{not json\n" + '{"prompt": "q"}\n')
+    with pytest.raises(HybridError, match=r"2 error\(s\)") as raised:
+        train_adapter(bot, TrainRequest(data))
+    assert "small.jsonl:41" in str(raised.value) and "--force" in str(raised.value)
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        assert registry.list() == []
+    forced = train_adapter(bot, TrainRequest(data, force=True, max_steps=1))
+    assert forced.adapter.version == 1
+
+
+def test_kill_9_then_resume_ends_exactly_like_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    reference_bot = tiny_bot(tmp_path / "reference", tiny_model_dir)
+    reference = train_adapter(reference_bot, TrainRequest(reference_bot.data_dir / "small.jsonl"))
+
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    data = bot.data_dir / "small.jsonl"
+    # Killed as the third checkpoint (step 6 of 10, in epoch 2) starts to be written.
+    killed = subprocess.run(
+        [sys.executable, str(KILL_TRAIN), str(bot.root), str(data), "style",
+         "training.checkpoints:RunFolder.save", "3"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        assert registry.list() == []
+    assert [p.name for p in (bot.state_dir / "runs" / "style").glob("step-*")] == ["step-000004"]
+
+    resumed = train_adapter(bot, TrainRequest(data, resume=True))
+    assert (resumed.steps, resumed.epochs) == (reference.steps, reference.epochs) == (10, 2)
+    assert [s for s, _ in resumed.history.train_loss] == list(range(1, 11))
+    mine, theirs = adapter_weights(resumed.adapter.path), adapter_weights(reference.adapter.path)
+    assert all(__import__("torch").equal(mine[k], theirs[k]) for k in theirs)
+
+
+def test_resume_refuses_changed_data_or_nothing_to_resume(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    data = bot.data_dir / "small.jsonl"
+    with pytest.raises(HybridError, match="nothing to resume"):
+        train_adapter(bot, TrainRequest(data, resume=True))
+    subprocess.run(
+        [sys.executable, str(KILL_TRAIN), str(bot.root), str(data), "style",
+         "training.checkpoints:RunFolder.save", "2"],
+        capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
+    data.write_text(data.read_text().replace("Hi there!", "Hello!", 1))
+    with pytest.raises(HybridError, match="different data_hash"):
+        train_adapter(bot, TrainRequest(data, resume=True))
