@@ -83,3 +83,5 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int
     completion_tokens: int
     finish_reason: Literal["stop", "length"]
+    # The adapter version that answered (a request for `name` resolves to `name@N`).
+    adapter: AdapterRef | None = None

@@ -66,7 +66,7 @@ class Assistant:
             question=question,
             text=generation.text,
             citations=sources,
-            adapter=adapter,
+            adapter=generation.adapter,
             generation=generation,
             seconds=time.perf_counter() - started,
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from hybrid.bot import Bot
 from hybrid.hardware import choose_placement
+from hybrid.types import AdapterRef
 from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, published_version
 from server.assistant import Assistant
 from server.engine import LocalGenerator
-from training import load_base_model
+from training import AdapterRecord, AdapterRegistry, load_base_model
 
 
 def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
@@ -28,7 +29,7 @@ def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
         models_dir=bot.models_dir,
         placement=choose_placement(models.device, models.dtype),
     )
-    generator = LocalGenerator(base)
+    generator = LocalGenerator(base, adapters=lambda ref: find_adapter(bot, ref))
     return Assistant(
         generator,
         system_prompt=bot.config.bot.system_prompt,
@@ -37,3 +38,10 @@ def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
         top_k=bot.config.retrieval.top_k,
         budget=generator,
     )
+
+
+def find_adapter(bot: Bot, ref: AdapterRef) -> AdapterRecord:
+    """The registry's record for `ref`, read when a request names it, so a promotion
+    made by another process is seen at the next request."""
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        return registry.get(ref)

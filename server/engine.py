@@ -1,24 +1,35 @@
-"""The generation engine: one base model in memory answering chat requests.
+"""The generation engine: one base model in memory answering chat requests, each with
+the style adapter it names (or none).
 
-This first engine serves one request at a time on the base model; batching, streaming
-and per-request adapters extend it behind the same Generator protocol.
+Adapters are loaded on first use, next to each other on the one base model, under their
+`name@version`: a newly promoted version is a new identity, so nothing loaded for the
+old one is reused. This engine serves one request at a time; batching and streaming
+extend it behind the same Generator protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Generation, Message
-from training import BaseModel, render_chat
+from training import AdapterRecord, BaseModel, render_chat
+
+AdapterLookup = Callable[[AdapterRef], AdapterRecord]
 
 
 class LocalGenerator:
-    def __init__(self, base: BaseModel) -> None:
+    def __init__(self, base: BaseModel, adapters: AdapterLookup | None = None) -> None:
         self.base = base
         self.context_window = base.context_window
         self._stop_ids = _stop_token_ids(base)
+        self._lookup = adapters
+        self._peft = None  # the PeftModel, once a first adapter is loaded
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int:
         prompt = render_chat(self.base.tokenizer, messages, add_generation_prompt=True)
@@ -32,9 +43,8 @@ class LocalGenerator:
     ) -> Generation:
         import torch
 
-        if adapter is not None:
-            raise HybridError(f"adapter {adapter} not found: this bot has no adapters yet")
-        tokenizer, model = self.base.tokenizer, self.base.model
+        resolved, model, scope = self._with_adapter(adapter)
+        tokenizer = self.base.tokenizer
         prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
         inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         prompt_tokens = int(inputs.input_ids.shape[1])
@@ -56,7 +66,9 @@ class LocalGenerator:
         penalty = []
         if settings.repetition_penalty != 1.0:
             penalty = [_answer_repetition_penalty(settings.repetition_penalty, prompt_tokens)]
-        with torch.inference_mode():
+        with self._lock, scope, torch.inference_mode():
+            if resolved is not None:
+                model.set_adapter(str(resolved))
             output = model.generate(
                 **inputs.to(model.device),
                 max_new_tokens=min(settings.max_new_tokens, budget),
@@ -72,7 +84,37 @@ class LocalGenerator:
             prompt_tokens=prompt_tokens,
             completion_tokens=len(new_tokens),
             finish_reason="stop" if stopped else "length",
+            adapter=resolved,
         )
+
+    def _with_adapter(
+        self, adapter: AdapterRef | None
+    ) -> tuple[AdapterRef | None, object, AbstractContextManager[object]]:
+        """(resolved ref, the model to call, a context to call it in). Once any adapter
+        is loaded, LoRA layers sit inside the base model, so base answers go through the
+        PeftModel with its adapters disabled."""
+        if adapter is None:
+            if self._peft is None:
+                return None, self.base.model, nullcontext()
+            return None, self._peft, self._peft.disable_adapter()
+        if self._lookup is None:
+            raise HybridError(f"adapter {adapter} requested, but this generator has no registry")
+        record = self._lookup(adapter)
+        key = f"{record.name}@{record.version}"
+        with self._lock:
+            if key not in self._loaded:
+                self._load(key, str(record.path))
+        return record.ref, self._peft, nullcontext()
+
+    def _load(self, key: str, path: str) -> None:
+        from peft import PeftModel
+
+        if self._peft is None:
+            self._peft = PeftModel.from_pretrained(self.base.model, path, adapter_name=key)
+        else:
+            self._peft.load_adapter(path, adapter_name=key)
+        self._peft.eval()
+        self._loaded.add(key)
 
 
 def _answer_repetition_penalty(penalty: float, prompt_tokens: int):

@@ -7,10 +7,12 @@ Knows nothing of indexes: retrieval it needs arrives through hybrid's Retriever 
 from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model, load_tokenizer
 from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
+from training.export import export_adapter, merge_adapter
 from training.lint import LintReport, lint_data, write_redacted
 from training.recipe import Progress, TrainRequest, TrainResult, train_adapter
 from training.registry import AdapterNotFoundError, AdapterRecord, AdapterRegistry
 from training.rendering import RenderError, TokenizedExample, tokenize_example
+from training.retrieval_data import with_retrieval
 
 __all__ = [
     "EMBEDDED_BASE_MODELS",
@@ -27,12 +29,15 @@ __all__ = [
     "TokenizedExample",
     "TrainRequest",
     "TrainResult",
+    "export_adapter",
     "lint_data",
     "load_base_model",
     "load_tokenizer",
+    "merge_adapter",
     "read_dataset",
     "render_chat",
     "tokenize_example",
     "train_adapter",
+    "with_retrieval",
     "write_redacted",
 ]

@@ -25,13 +25,16 @@ from hybrid.bot import Bot
 from hybrid.config import TrainingSettings
 from hybrid.errors import HybridError
 from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
+from hybrid.protocols import Retriever
 from training.base_model import BaseModel, load_base_model
 from training.batching import collate, epoch_batches, epochs_for, micro_batches
 from training.checkpoints import RunFolder
+from training.datasets import Example
 from training.lint import lint_data
 from training.loss_curve import plot_loss_curve
 from training.registry import AdapterRecord, AdapterRegistry
 from training.rendering import IGNORE, TokenizedExample, tokenize_example
+from training.retrieval_data import with_retrieval
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class TrainRequest:
     resume: bool = False
     force: bool = False  # train despite lint errors, leaving the bad lines out
     max_steps: int | None = None  # stop early (smoke tests, quick trials)
+    # Retrieval-aware training: each question gets the sources this retriever finds.
+    retriever: Retriever | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def train_adapter(
         placement=placement,
         quantize_4bit=request.qlora,
     )
-    train_set, eval_set = _datasets(base, request, settings)
+    train_set, eval_set = _datasets(bot, base, request)
     epochs = settings.epochs or epochs_for(len(train_set))
     lengths = [len(example.input_ids) for example in train_set]
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
@@ -215,10 +220,12 @@ def _autocast(settings: TrainingSettings, placement: Placement):
 
 
 def _datasets(
-    base: BaseModel, request: TrainRequest, settings: TrainingSettings
+    bot: Bot, base: BaseModel, request: TrainRequest
 ) -> tuple[list[TokenizedExample], list[TokenizedExample]]:
-    """Lint, then tokenize. Lint errors stop the run unless forced (then the bad lines
-    are left out). Without an eval file, a seeded share of the examples is held out."""
+    """Lint, then tokenize (with retrieved sources when asked). Lint errors stop the run
+    unless forced (then the bad lines are left out). Without an eval file, a seeded
+    share of the examples is held out."""
+    settings = bot.config.training
     tokenizer = base.tokenizer
     report = lint_data(
         request.train_file,
@@ -235,10 +242,20 @@ def _datasets(
             "(the lines with errors are left out)",
         )
 
+    def prepared(example: Example) -> Example:
+        if request.retriever is None:
+            return example
+        return with_retrieval(
+            example,
+            request.retriever,
+            system_prompt=bot.config.bot.system_prompt,
+            top_k=bot.config.retrieval.top_k,
+        )
+
     def usable(dataset) -> list[TokenizedExample]:
         skip = report.bad_lines(dataset.path)
         return [
-            tokenize_example(tokenizer, example, settings.max_seq_length)
+            tokenize_example(tokenizer, prepared(example), settings.max_seq_length)
             for example in dataset.examples
             if example.line not in skip
         ]
@@ -292,7 +309,7 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
 
 
 def _target_modules(model, setting: str | list[str]) -> list[str]:
-    """"all-linear" resolved to the short names of the model's linear layers (the output
+    """ "all-linear" resolved to the short names of the model's linear layers (the output
     layer excepted), so adapter_config.json lists plain names like q_proj that vLLM and
     every other LoRA loader understand."""
     if setting != "all-linear":
@@ -383,6 +400,7 @@ def _identity(bot: Bot, request: TrainRequest, settings: TrainingSettings) -> di
         "qlora": request.qlora,
         "force": request.force,
         "max_steps": request.max_steps,
+        "with_retrieval": request.retriever is not None,
     }
 
 
@@ -405,6 +423,7 @@ def _manifest(
         "eval_file": str(request.eval_file) if request.eval_file else None,
         "data_hash": _file_hash(request.train_file, request.eval_file),
         "qlora": request.qlora,
+        "with_retrieval": request.retriever is not None,
         "hyperparameters": msgspec.to_builtins(settings),
         "metrics": {
             "steps": steps,

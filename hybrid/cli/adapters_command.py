@@ -1,14 +1,15 @@
-"""`hybrid adapters list | show | promote | rollback`."""
+"""`hybrid adapters list | show | promote | rollback | merge | export`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hybrid.cli.context import current_bot
-from hybrid.cli.output import JsonFlag, echo_json
+from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
 from hybrid.types import AdapterRef
 
 app = typer.Typer(help="The style adapters of this bot, by name and version.", no_args_is_help=True)
@@ -77,3 +78,41 @@ def rollback(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The a
     with _registry(ctx) as registry:
         record = registry.rollback(name)
     typer.echo(f"{record.name}@{record.version} is active again.")
+
+
+RefArgument = Annotated[str, typer.Argument(help="NAME (its active version) or NAME@VERSION.")]
+OutOption = Annotated[Path, typer.Option("--out", help="A new folder to write.")]
+
+
+@app.command()
+def export(ctx: typer.Context, ref: RefArgument, out: OutOption) -> None:
+    """Copy an adapter out (standard PEFT files + manifest) for another server, such as
+    vLLM (`--lora-modules name=OUT`)."""
+    from training import export_adapter
+
+    with _registry(ctx) as registry:
+        record = registry.get(AdapterRef.parse(ref))
+    export_adapter(record, out)
+    typer.echo(f"Exported {record.name}@{record.version} to {out}")
+
+
+@app.command()
+def merge(ctx: typer.Context, ref: RefArgument, out: OutOption) -> None:
+    """Write the base model with the adapter merged in, as one ordinary model folder
+    (for servers without LoRA support)."""
+    bot = current_bot(ctx)
+    with _registry(ctx) as registry:
+        record = registry.get(AdapterRef.parse(ref))
+    with stderr.status("Loading the base model and merging…"):
+        quiet_model_libraries()
+        from hybrid.hardware import Placement
+        from training import load_base_model, merge_adapter
+
+        base = load_base_model(
+            bot.config.models.base,
+            base_dir=bot.root,
+            models_dir=bot.models_dir,
+            placement=Placement("cpu", "float32"),  # merged weights are saved in full precision
+        )
+        merge_adapter(base, record, out)
+    typer.echo(f"Merged {record.name}@{record.version} into {out}")

@@ -6,7 +6,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
-from hybrid.types import Hit
+from hybrid.types import AdapterRef, Hit
 
 
 def ask(
@@ -16,10 +16,17 @@ def ask(
         bool,
         typer.Option("--no-retrieval", help="Answer from the model alone, without the documents."),
     ] = False,
+    adapter: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer in the style of this adapter: NAME (its active version) or NAME@VERSION."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Answer one question as the bot would: search the documents, then generate an
     answer that cites them."""
+    ref = AdapterRef.parse(adapter) if adapter else None
     bot = current_bot(ctx)
     with stderr.status("Loading the models (the first run converts the base model, ~30 s)…"):
         quiet_model_libraries()
@@ -27,7 +34,7 @@ def ask(
 
         assistant = open_assistant(bot, retrieval=not no_retrieval)
     with stderr.status("Answering…"):
-        answer = assistant.answer(question)
+        answer = assistant.answer(question, adapter=ref)
     usage = {
         "prompt_tokens": answer.generation.prompt_tokens,
         "completion_tokens": answer.generation.completion_tokens,
@@ -48,7 +55,8 @@ def ask(
     typer.echo(answer.text)
     _print_citations(answer.citations)
     stderr.print(
-        f"[dim]{bot.config.models.base} · {usage['prompt_tokens']} prompt + "
+        f"[dim]{bot.config.models.base}{f' + {answer.adapter}' if answer.adapter else ''} · "
+        f"{usage['prompt_tokens']} prompt + "
         f"{usage['completion_tokens']} answer tokens · {answer.seconds:.1f} s[/]",
     )
 

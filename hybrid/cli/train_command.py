@@ -9,6 +9,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.errors import HybridError
 
 
 def train(
@@ -28,6 +29,13 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Train despite lint errors, leaving those lines out.")
     ] = False,
+    with_retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--with-retrieval",
+            help="Give each question the sources the index finds for it, as when served.",
+        ),
+    ] = False,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
     ] = None,
@@ -42,6 +50,17 @@ def train(
         quiet_model_libraries()
         from training import TrainRequest, train_adapter
 
+        retriever = None
+        if with_retrieval:
+            from indexes import HybridRetriever, embedder_for_bot, published_version
+
+            if published_version(bot) is None:
+                raise HybridError(
+                    "--with-retrieval needs the document index",
+                    hint="run `hybrid index sync` first",
+                )
+            retriever = HybridRetriever.for_bot(bot, embedder_for_bot(bot))
+
     request = TrainRequest(
         train_file=file,
         name=name,
@@ -50,6 +69,7 @@ def train(
         resume=resume,
         force=force,
         max_steps=max_steps,
+        retriever=retriever,
     )
     columns = (
         "{task.description}",

@@ -4,12 +4,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from support import hit
+from support import hit, make_bot
 
 from hybrid import AdapterRef, GenerationSettings, Hit, HybridError
 from hybrid.hardware import Placement
 from server import Assistant, LocalGenerator
-from training import load_base_model
+from server.compose import find_adapter
+from training import (
+    AdapterNotFoundError,
+    AdapterRegistry,
+    TrainRequest,
+    load_base_model,
+    train_adapter,
+)
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +106,28 @@ def test_an_empty_question_is_refused(generator: LocalGenerator) -> None:
         assistant.answer("   ")
 
 
-def test_an_unknown_adapter_is_refused(generator: LocalGenerator) -> None:
-    assistant = Assistant(generator, system_prompt="x", settings=GenerationSettings())
-    with pytest.raises(HybridError, match="adapter style@2 not found"):
+def test_answers_go_through_the_named_adapter_and_the_base_stays_itself(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir), learning_rate=0.05)
+    train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", max_steps=5))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("style", 1)
+    base = load_base_model(
+        str(tiny_model_dir), base_dir=bot.root, models_dir=bot.models_dir,
+        placement=Placement("cpu", "float32"),
+    )  # fmt: skip
+    generator = LocalGenerator(base, adapters=lambda ref: find_adapter(bot, ref))
+    assistant = Assistant(
+        generator, system_prompt="x", settings=GenerationSettings(max_new_tokens=12)
+    )
+    plain = assistant.answer("Do you ship to Canada?")
+    styled = assistant.answer("Do you ship to Canada?", adapter=AdapterRef("style"))
+    assert styled.adapter == AdapterRef("style", 1)  # the active version, resolved
+    assert styled.text != plain.text
+    again = assistant.answer("Do you ship to Canada?")
+    assert (again.text, again.adapter) == (plain.text, None), "the base is untouched"
+    with pytest.raises(AdapterNotFoundError, match="no version 2"):
         assistant.answer("Hi", adapter=AdapterRef("style", 2))
 
 

@@ -13,7 +13,15 @@ import pytest
 from support import make_bot
 
 from hybrid import Bot, HybridError
-from training import AdapterRegistry, TrainRequest, train_adapter
+from hybrid.hardware import Placement
+from training import (
+    AdapterRegistry,
+    TrainRequest,
+    export_adapter,
+    load_base_model,
+    merge_adapter,
+    train_adapter,
+)
 
 KILL_TRAIN = Path(__file__).with_name("kill_train.py")
 SAMPLE = Path(__file__).resolve().parents[2] / "hybrid/templates/support/data/train.jsonl"
@@ -139,3 +147,32 @@ def test_resume_refuses_changed_data_or_nothing_to_resume(
     data.write_text(data.read_text().replace("Hi there!", "Hello!", 1))
     with pytest.raises(HybridError, match="different data_hash"):
         train_adapter(bot, TrainRequest(data, resume=True))
+
+
+def test_export_copies_the_adapter_and_merge_bakes_it_into_the_model(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    record = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl", max_steps=3)).adapter
+    exported = export_adapter(record, tmp_path / "out" / "kestrel")
+    assert sorted(p.name for p in exported.iterdir()) == sorted(
+        p.name for p in record.path.iterdir()
+    )
+    with pytest.raises(HybridError, match="already exists"):
+        export_adapter(record, exported)
+
+    base = load_base_model(
+        str(tiny_model_dir), base_dir=bot.root, models_dir=bot.models_dir,
+        placement=Placement("cpu", "float32"),
+    )  # fmt: skip
+    merged_dir = merge_adapter(base, record, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                                          record.path)  # fmt: skip
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    assert torch.allclose(merged(ids).logits, reference(ids).logits, atol=1e-4)
+    assert (merged_dir / "tokenizer.json").is_file()
