@@ -144,6 +144,23 @@ class TrainingSettings(_Section):
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class EvaluationSettings(_Section):
+    """How `hybrid eval` judges answers: format rules checked by code."""
+
+    # Regular expressions every answer must match (Python `re.search` syntax).
+    format_patterns: list[str] = msgspec.field(default_factory=list)
+    # Longest acceptable answer in words (0: no limit).
+    max_words: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+    def __post_init__(self) -> None:
+        for pattern in self.format_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                message = f"format pattern {pattern!r} is not a valid regex: {exc}"
+                raise ValueError(message) from None
+
+
 class Config(_Section):
     bot: BotSettings = BotSettings()
     models: ModelSettings = ModelSettings()
@@ -151,6 +168,7 @@ class Config(_Section):
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
 
 
 def load_config(file: Path) -> Config:

@@ -32,12 +32,12 @@ def run(
 def test_every_command_has_help() -> None:
     top = run("--help")
     assert top.returncode == 0
-    for command in ("init", "ask", "search", "index", "data", "train", "adapters"):
+    for command in ("init", "ask", "search", "index", "data", "train", "adapters", "eval"):
         assert command in top.stdout
         assert run(command, "--help").returncode == 0
     for command in ("sync", "status", "versions", "rollback", "check"):
         assert run("index", command, "--help").returncode == 0
-    for command in ("list", "show", "promote", "rollback"):
+    for command in ("list", "show", "promote", "rollback", "merge", "export"):
         assert run("adapters", command, "--help").returncode == 0
     assert run("--version").stdout.startswith("hybrid ")
 
@@ -205,6 +205,18 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     assert (shown["version"], shown["status"]) == (1, "active")
     missing = run("-C", str(bot.root), "adapters", "show", "kestrel@9")
     assert missing.returncode == 1 and "no version 9" in missing.stderr
+
+    assert run("-C", str(bot.root), "index", "sync").returncode == 0
+    golden = str(bot.data_dir / "golden.jsonl")
+    evaluated = run("-C", str(bot.root), "eval", golden, "--adapter", "kestrel",
+                    "--limit", "2", "--json")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr
+    base, styled = json.loads(evaluated.stdout)
+    assert (base["variant"], styled["variant"]) == ("base+rag", "adapter+rag")
+    assert base["questions"] == styled["questions"] == 2
+    assert {a["adapter"] for a in styled["answers"]} == {"kestrel@1"}
+    assert all(0 <= s[k] <= 1 for s in (base, styled)
+               for k in ("format_adherence", "rouge_l", "cited_the_document"))  # fmt: skip
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text(data.read_text() + "{oops\n")

@@ -13,6 +13,7 @@ from hybrid.cli import (
     adapters_command,
     ask_command,
     data_command,
+    eval_command,
     index_command,
     init_command,
     search_command,
@@ -58,6 +59,7 @@ app.add_typer(index_command.app, name="index")
 app.add_typer(data_command.app, name="data")
 app.command("train")(train_command.train)
 app.add_typer(adapters_command.app, name="adapters")
+app.command("eval")(eval_command.evaluate)
 
 
 def main() -> None:
