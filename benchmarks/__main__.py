@@ -16,6 +16,7 @@ from benchmarks import (
     bench_matmul,
     bench_retrieval_quality,
     bench_search_latency,
+    bench_training,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "index_sync": bench_index_sync.run,
     "retrieval_quality": bench_retrieval_quality.run,
     "search_latency": bench_search_latency.run,
+    "training": bench_training.run,
 }
 
 

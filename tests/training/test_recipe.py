@@ -176,3 +176,29 @@ def test_export_copies_the_adapter_and_merge_bakes_it_into_the_model(
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     assert torch.allclose(merged(ids).logits, reference(ids).logits, atol=1e-4)
     assert (merged_dir / "tokenizer.json").is_file()
+
+
+def test_qlora_trains_on_a_4_bit_base(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir)
+    data = bot.data_dir / "small.jsonl"
+    quantized = train_adapter(bot, TrainRequest(data, qlora=True, max_steps=2))
+    assert quantized.adapter.manifest["qlora"] is True
+    assert quantized.history.train_loss[-1][1] > 0
+    full = train_adapter(bot, TrainRequest(data, max_steps=1))
+    # The same LoRA tensors as a full-precision run: the adapter fits the unquantized base.
+    assert (
+        adapter_weights(quantized.adapter.path).keys() == adapter_weights(full.adapter.path).keys()
+    )
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_the_real_default_model_then_answer_with_it(real_bot) -> None:
+    from server import open_assistant
+
+    result = train_adapter(
+        real_bot, TrainRequest(real_bot.data_dir / "train.jsonl", name="e2e", max_steps=2)
+    )
+    assert result.steps == 2 and result.history.trained_tokens > 0
+    assistant = open_assistant(real_bot)
+    answer = assistant.answer("Do gift cards expire?", adapter=result.adapter.ref)
+    assert answer.adapter == result.adapter.ref and answer.text
