@@ -43,11 +43,13 @@ def load_base_model(
     models_dir: Path,
     placement: Placement,
     quantize_4bit: bool = False,
+    attention: str | None = None,
 ) -> BaseModel:
     """Load `spec` (see hybrid.models) for inference or training on `placement`;
-    `quantize_4bit` loads the weights in bitsandbytes NF4 (for QLoRA)."""
+    `quantize_4bit` loads the weights in bitsandbytes NF4 (for QLoRA), `attention` names
+    a transformers attention implementation ("eager", "sdpa"; default: its choice)."""
     path = _weights_path(spec, base_dir, models_dir)
-    model, tokenizer = _from_pretrained(path, placement, quantize_4bit)
+    model, tokenizer = _from_pretrained(path, placement, quantize_4bit, attention)
     return BaseModel(model, tokenizer, spec, path, placement)
 
 
@@ -76,11 +78,13 @@ def _weights_path(spec: str, base_dir: Path, models_dir: Path) -> str:
     return source.ref
 
 
-def _from_pretrained(path: str, placement: Placement, quantize_4bit: bool):
+def _from_pretrained(path: str, placement: Placement, quantize_4bit: bool, attention: str | None):
     from transformers import AutoModelForCausalLM
 
     tokenizer = _tokenizer_from(path)
     options: dict[str, object] = {"dtype": placement.torch_dtype()}
+    if attention is not None:
+        options["attn_implementation"] = attention
     if quantize_4bit:
         from transformers import BitsAndBytesConfig
 

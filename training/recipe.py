@@ -99,6 +99,9 @@ def train_adapter(
         models_dir=bot.models_dir,
         placement=placement,
         quantize_4bit=request.qlora,
+        # On a CPU, eager attention trains ~15% faster than SDPA's flash kernel at support
+        # conversation lengths (~150 tokens; measured fwd+bwd on SmolLM2-135M, 2 cores).
+        attention="eager" if placement.device == "cpu" else None,
     )
     train_set, eval_set = _datasets(bot, base, request)
     epochs = settings.epochs or epochs_for(len(train_set))
@@ -305,7 +308,11 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
         else None,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    from training.dropout import use_int16_dropout
+
+    model = get_peft_model(model, config)
+    use_int16_dropout(model)
+    return model
 
 
 def _target_modules(model, setting: str | list[str]) -> list[str]:
