@@ -12,30 +12,32 @@ from pathlib import Path
 from hybrid.errors import HybridError
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode (readers never wait for the writer) that waits up to a
-    minute for another process's write lock instead of failing."""
+def open_database(
+    path: Path, part: str, migrations: Sequence[Callable[[sqlite3.Connection], None]]
+) -> sqlite3.Connection:
+    """A connection to the bot's database with `part`'s migrations applied, in WAL mode
+    (readers never wait for the writer), waiting up to a minute for another process's
+    write lock instead of failing. A file that is not a usable database is a HybridError."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
+        migrate(connection, part, migrations)
     except sqlite3.DatabaseError as exc:
         connection.close()
-        raise unusable(path, exc) from exc
+        raise HybridError(
+            f"{path} is not a usable hybrid database: {exc}",
+            hint="move it away; `hybrid index sync` rebuilds the index, adapters stay on disk",
+        ) from exc
     return connection
 
 
-def unusable(path: Path, exc: sqlite3.DatabaseError) -> HybridError:
-    return HybridError(
-        f"{path} is not a usable hybrid database: {exc}",
-        hint="move it away; `hybrid index sync` rebuilds the index, adapters stay on disk",
-    )
-
-
 def migrate(
-    connection: sqlite3.Connection, part: str, migrations: Sequence[Callable[[], None]]
+    connection: sqlite3.Connection,
+    part: str,
+    migrations: Sequence[Callable[[sqlite3.Connection], None]],
 ) -> None:
     """Apply `part`'s migrations not applied yet, in order, each with its record in one
     transaction."""
@@ -51,7 +53,7 @@ def migrate(
         if number in done:
             continue
         with connection:
-            migration()
+            migration(connection)
             connection.execute(
                 "INSERT INTO schema_migrations (part, number, applied_at) VALUES (?, ?, ?)",
                 [part, number, time.time()],

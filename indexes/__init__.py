@@ -17,10 +17,9 @@ from indexes.maintenance import (
     check_index,
     index_status,
     index_versions,
-    published_version,
     rollback_index,
 )
-from indexes.retriever import HybridRetriever, IndexNotReadyError
+from indexes.retriever import HybridRetriever, IndexNotReadyError, open_retriever
 from indexes.sync import SyncSummary, sync_index
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
     "index_versions",
     "load_documents",
     "load_embedder",
-    "published_version",
+    "open_retriever",
     "rollback_index",
     "sync_index",
 ]

@@ -31,12 +31,6 @@ class CheckReport:
         return {**asdict(self), "ok": self.ok}
 
 
-def published_version(bot: Bot) -> int | None:
-    """The version searches use now; None before the first sync."""
-    with IndexStore(bot.database) as store:
-        return store.published_version()
-
-
 def index_status(bot: Bot) -> dict[str, Any]:
     """The published version and what it holds, plus anything unfinished."""
     with IndexStore(bot.database) as store:

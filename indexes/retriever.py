@@ -20,6 +20,7 @@ from hybrid.config import RetrievalMode, RetrievalSettings
 from hybrid.errors import HybridError
 from hybrid.protocols import Embedder
 from hybrid.types import Hit
+from indexes.embedders import embedder_for_bot
 from indexes.store import IndexStore
 from indexes.vector_index import VectorIndex
 
@@ -50,6 +51,21 @@ class Ranked:
 
 class IndexNotReadyError(HybridError):
     code = "index_not_ready"
+
+
+def _not_synced() -> IndexNotReadyError:
+    return IndexNotReadyError(
+        "the index is empty: nothing has been synced yet", hint="run `hybrid index sync` first"
+    )
+
+
+def open_retriever(bot: Bot) -> HybridRetriever:
+    """The bot's retriever with its configured embedder. Before the first sync it fails
+    at once, before the embedder is loaded."""
+    with IndexStore(bot.database) as store:
+        if store.published_version() is None:
+            raise _not_synced()
+    return HybridRetriever.for_bot(bot, embedder_for_bot(bot))
 
 
 class HybridRetriever:
@@ -87,9 +103,7 @@ class HybridRetriever:
         store = self._store()
         version = store.published_version()
         if version is None:
-            raise IndexNotReadyError(
-                "the index is empty: nothing has been synced yet", hint="run `hybrid index sync`"
-            )
+            raise _not_synced()
         depth = max(k, self.settings.candidates)
         allowed = store.matching_chunk_nums(version, dict(filters)) if filters else None
         rankings: list[tuple[float, list[Ranked]]] = []

@@ -29,7 +29,8 @@ from hybrid.types import Chunk, Document
 Status = str  # "building" until published, then "published"
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
+def _migration_1(connection: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(connection)
     db.executescript(
         """
         CREATE TABLE documents (
@@ -107,13 +108,8 @@ class IndexStore:
     """The sqlite side of the index. Not thread-safe: open one per thread."""
 
     def __init__(self, path: Path) -> None:
-        connection = database.connect(path)
-        self.db = sqlite_utils.Database(connection)
+        self.db = sqlite_utils.Database(database.open_database(path, "index", [_migration_1]))
         self.path = path
-        try:
-            database.migrate(connection, "index", [lambda: _migration_1(self.db)])
-        except sqlite3.DatabaseError as exc:
-            raise database.unusable(path, exc) from exc
 
     def close(self) -> None:
         self.db.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hybrid.bot import Bot
 from hybrid.hardware import choose_placement
 from hybrid.types import AdapterRef
-from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, published_version
+from indexes import open_retriever
 from server.assistant import Assistant
 from server.engine import LocalGenerator
 from training import AdapterRecord, AdapterRegistry, load_base_model
@@ -14,14 +14,8 @@ from training import AdapterRecord, AdapterRegistry, load_base_model
 def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
     """The bot's assistant: base model, and (unless `retrieval` is off) a retriever over
     the published index version."""
-    retriever = None
-    if retrieval:
-        if published_version(bot) is None:
-            raise IndexNotReadyError(
-                "the document index is empty",
-                hint="run `hybrid index sync` first, or ask with --no-retrieval",
-            )
-        retriever = HybridRetriever.for_bot(bot, embedder_for_bot(bot))
+    # Checked before the base model loads: a bot never synced fails at once.
+    retriever = open_retriever(bot) if retrieval else None
     models = bot.config.models
     base = load_base_model(
         models.base,

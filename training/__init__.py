@@ -8,7 +8,7 @@ from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model
 from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
 from training.export import export_adapter, merge_adapter
-from training.lint import LintReport, lint_data, write_redacted
+from training.lint import LintReport, lint_data, lint_for_training, write_redacted
 from training.recipe import Progress, TrainRequest, TrainResult, train_adapter
 from training.registry import AdapterNotFoundError, AdapterRecord, AdapterRegistry
 from training.rendering import RenderError, TokenizedExample, tokenize_example
@@ -31,6 +31,7 @@ __all__ = [
     "TrainResult",
     "export_adapter",
     "lint_data",
+    "lint_for_training",
     "load_base_model",
     "load_tokenizer",
     "merge_adapter",

@@ -14,11 +14,16 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from hybrid.config import TrainingSettings
 from training.datasets import DataProblem, Dataset, Example, Severity, read_dataset
 from training.pii import find_pii, redact
+from training.rendering import tokenize_example
 from training.similarity import jaccard, normalise, shingles, similar_pairs
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # Jaccard similarity of character 5-grams from which two texts count as the same: a word
 # added to a question ("for the unused items") stays above it, another product ("a used
@@ -115,6 +120,24 @@ def lint_data(
         report.problems += _overlap(train, evaluation)
     report.problems.sort(key=lambda p: (p.file != str(train_file), p.file, p.line or 0))
     return report
+
+
+def lint_for_training(
+    train_file: Path,
+    *,
+    eval_file: Path | None,
+    tokenizer: PreTrainedTokenizerBase,
+    settings: TrainingSettings,
+) -> LintReport:
+    """lint_data as `hybrid data lint` and `hybrid train` run it: lengths measured with
+    the base model's tokenizer and chat template, limits from the bot's [training]."""
+    return lint_data(
+        train_file,
+        eval_file=eval_file,
+        count_tokens=lambda example: len(tokenize_example(tokenizer, example).input_ids),
+        max_seq_length=settings.max_seq_length,
+        pii_allowed=settings.pii_allowed,
+    )
 
 
 def write_redacted(dataset: Dataset, target: Path, allowed: Collection[str] = ()) -> int:

@@ -30,7 +30,7 @@ from training.base_model import BaseModel, load_base_model
 from training.batching import collate, epoch_batches, epochs_for, micro_batches
 from training.checkpoints import RunFolder
 from training.datasets import Example
-from training.lint import lint_data
+from training.lint import lint_for_training
 from training.loss_curve import plot_loss_curve
 from training.registry import AdapterRecord, AdapterRegistry
 from training.rendering import IGNORE, TokenizedExample, tokenize_example
@@ -69,6 +69,10 @@ class History:
     trained_tokens: int = 0  # tokens the loss was computed on
     seconds: float = 0.0  # time in the training loop, summed over resumes
 
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -80,7 +84,7 @@ class TrainResult:
 
     @property
     def tokens_per_second(self) -> float:
-        return self.history.tokens / self.history.seconds if self.history.seconds else 0.0
+        return self.history.tokens_per_second
 
 
 def train_adapter(
@@ -112,8 +116,7 @@ def train_adapter(
         total_steps = min(total_steps, request.max_steps)
 
     # -- model ----------------------------------------------------------------------------
-    torch.manual_seed(settings.seed)
-    random.seed(settings.seed)
+    torch.manual_seed(settings.seed)  # LoRA initialisation, then dropout masks
     model = _with_lora(base, settings, request.qlora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -136,7 +139,6 @@ def train_adapter(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
         history = state["history"]
         step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
         best, stale_epochs = state["best"], state["stale_epochs"]
@@ -151,7 +153,6 @@ def train_adapter(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-                "python_rng": random.getstate(),
                 "history": history,
                 "step": step,
                 "epoch": epoch,
@@ -163,8 +164,12 @@ def train_adapter(
 
     # -- the loop -----------------------------------------------------------------------
     pad_id = base.tokenizer.pad_token_id
-    stopped_early = False
-    while epoch < epochs and step < total_steps and not stopped_early:
+    patience = settings.early_stopping_patience
+
+    def stopped_early() -> bool:
+        return patience > 0 and stale_epochs >= patience
+
+    while epoch < epochs and step < total_steps and not stopped_early():
         batches = epoch_batches(lengths, settings.batch_size, seed=settings.seed, epoch=epoch)
         while batch_index < len(batches) and step < total_steps:
             started = time.perf_counter()
@@ -180,8 +185,7 @@ def train_adapter(
             history.trained_tokens += sum(example.trained_tokens for example in batch)
             history.train_loss.append((step, loss))
             if progress:
-                rate = history.tokens / history.seconds
-                progress(Progress(step, total_steps, epoch + 1, loss, rate))
+                progress(Progress(step, total_steps, epoch + 1, loss, history.tokens_per_second))
             if step % settings.checkpoint_steps == 0:
                 checkpoint()
         if batch_index == len(batches):  # a whole epoch: evaluate, maybe stop early
@@ -193,14 +197,12 @@ def train_adapter(
                     best, stale_epochs = (eval_loss, _trainable_state(model)), 0
                 else:
                     stale_epochs += 1
-                patience = settings.early_stopping_patience
-                stopped_early = patience > 0 and stale_epochs >= patience
             checkpoint()
 
     # -- publish ----------------------------------------------------------------------------
     if best is not None:
         _load_trainable(model, best[1])  # the epoch with the lowest eval loss
-    manifest = _manifest(bot, base, request, settings, history, step, epochs, stopped_early)
+    manifest = _manifest(bot, base, request, identity, history, step, epochs, stopped_early())
 
     def write(folder: Path) -> dict[str, Any]:
         model.save_pretrained(folder)
@@ -210,7 +212,7 @@ def train_adapter(
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         record = registry.publish(request.name, write)
     run.finish()
-    return TrainResult(record, step, epoch, history, stopped_early)
+    return TrainResult(record, step, epoch, history, stopped_early())
 
 
 def _autocast(settings: TrainingSettings, placement: Placement):
@@ -230,12 +232,8 @@ def _datasets(
     share of the examples is held out."""
     settings = bot.config.training
     tokenizer = base.tokenizer
-    report = lint_data(
-        request.train_file,
-        eval_file=request.eval_file,
-        count_tokens=lambda example: len(tokenize_example(tokenizer, example).input_ids),
-        max_seq_length=settings.max_seq_length,
-        pii_allowed=settings.pii_allowed,
+    report = lint_for_training(
+        request.train_file, eval_file=request.eval_file, tokenizer=tokenizer, settings=settings
     )
     if not report.ok and not request.force:
         first = "\n  ".join(str(problem) for problem in report.errors[:5])
@@ -415,7 +413,7 @@ def _manifest(
     bot: Bot,
     base: BaseModel,
     request: TrainRequest,
-    settings: TrainingSettings,
+    identity: dict[str, Any],
     history: History,
     steps: int,
     epochs: int,
@@ -428,10 +426,10 @@ def _manifest(
         "base_model_hash": _file_hash(*weights) if weights else None,
         "train_file": str(request.train_file),
         "eval_file": str(request.eval_file) if request.eval_file else None,
-        "data_hash": _file_hash(request.train_file, request.eval_file),
+        "data_hash": identity["data_hash"],
         "qlora": request.qlora,
         "with_retrieval": request.retriever is not None,
-        "hyperparameters": msgspec.to_builtins(settings),
+        "hyperparameters": identity["settings"],
         "metrics": {
             "steps": steps,
             "epochs": epochs,
@@ -445,9 +443,7 @@ def _manifest(
             "train_seconds": round(history.seconds, 2),
             "tokens": history.tokens,
             "trained_tokens": history.trained_tokens,
-            "tokens_per_second": round(history.tokens / history.seconds, 1)
-            if history.seconds
-            else None,
+            "tokens_per_second": round(history.tokens_per_second, 1),
         },
         "versions": {name: package_version(name) for name in ("torch", "transformers", "peft")},
     }

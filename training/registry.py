@@ -72,11 +72,7 @@ def _migration_1(connection: sqlite3.Connection) -> None:
 class AdapterRegistry:
     def __init__(self, database_path: Path, adapters_dir: Path) -> None:
         self.adapters_dir = adapters_dir
-        self.db = database.connect(database_path)
-        try:
-            database.migrate(self.db, "adapters", [lambda: _migration_1(self.db)])
-        except sqlite3.DatabaseError as exc:
-            raise database.unusable(database_path, exc) from exc
+        self.db = database.open_database(database_path, "adapters", [_migration_1])
 
     def close(self) -> None:
         self.db.close()
@@ -94,7 +90,7 @@ class AdapterRegistry:
         (returning the manifest), move it into place and list it as a candidate."""
         _check_name(name)
         self._remove_abandoned(name)
-        with self.db:
+        with self._transaction():  # two publications at once get different numbers
             row = self.db.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM adapters WHERE name = ?", [name]
             ).fetchone()

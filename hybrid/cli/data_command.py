@@ -41,18 +41,12 @@ def lint(
     settings = bot.config.training
     with stderr.status("Loading the tokenizer…"):
         quiet_model_libraries()
-        from training import lint_data, load_tokenizer, tokenize_example, write_redacted
+        from training import lint_for_training, load_tokenizer, write_redacted
 
         tokenizer = load_tokenizer(
             bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir
         )
-    report = lint_data(
-        file,
-        eval_file=eval_file,
-        count_tokens=lambda example: len(tokenize_example(tokenizer, example).input_ids),
-        max_seq_length=settings.max_seq_length,
-        pii_allowed=settings.pii_allowed,
-    )
+    report = lint_for_training(file, eval_file=eval_file, tokenizer=tokenizer, settings=settings)
     if redact_to is not None:
         changed = write_redacted(report.train, redact_to, settings.pii_allowed)
         stderr.print(f"Wrote {redact_to}: {changed} message(s) redacted.")

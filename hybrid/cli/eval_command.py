@@ -38,13 +38,10 @@ def evaluate(
 
     bot = current_bot(ctx)
     ref = AdapterRef.parse(adapter) if adapter else None
-    chosen = (
-        [v.strip() for v in variants.split(",") if v.strip()]
-        if variants
-        else ["base+rag", "adapter+rag"]
-        if ref
-        else ["base+rag"]
-    )
+    if variants:
+        chosen = [variant.strip() for variant in variants.split(",") if variant.strip()]
+    else:
+        chosen = ["base+rag", "adapter+rag"] if ref else ["base+rag"]
     with stderr.status("Loading the models…"):
         quiet_model_libraries()
         from server.evaluation import evaluate as run_evaluation

@@ -40,9 +40,9 @@ def search(
     bot = current_bot(ctx)
     with stderr.status("Loading the embedder…"):
         quiet_model_libraries()
-        from indexes import HybridRetriever, embedder_for_bot
+        from indexes import open_retriever
 
-        retriever = HybridRetriever.for_bot(bot, embedder_for_bot(bot))
+        retriever = open_retriever(bot)
     if queries:
         for query_id, text in batch:
             hits = retriever.search(text, k, filters=metadata, mode=mode)

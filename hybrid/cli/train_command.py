@@ -9,7 +9,6 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
-from hybrid.errors import HybridError
 
 
 def train(
@@ -52,14 +51,9 @@ def train(
 
         retriever = None
         if with_retrieval:
-            from indexes import HybridRetriever, embedder_for_bot, published_version
+            from indexes import open_retriever
 
-            if published_version(bot) is None:
-                raise HybridError(
-                    "--with-retrieval needs the document index",
-                    hint="run `hybrid index sync` first",
-                )
-            retriever = HybridRetriever.for_bot(bot, embedder_for_bot(bot))
+            retriever = open_retriever(bot)
 
     request = TrainRequest(
         train_file=file,
