@@ -5,7 +5,8 @@
   the same LoRA hyperparameters;
 - the share of this machine's bf16 matmul peak (measured in the same run) that the loop
   reaches;
-- peak memory of a LoRA and a QLoRA run (each in its own process);
+- the throughput with gradient checkpointing;
+- peak memory of a LoRA, a QLoRA and a checkpointed LoRA run (each in its own process);
 - the wall time of one epoch.
 """
 
@@ -18,18 +19,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
+
 from benchmarks.common import Figure, median_seconds
 from hybrid.bot import Bot, init_bot
 
 STEPS = 6
+ROUNDS = 2
 # Peak resident memory from /proc's VmHWM (of this process's own address space): on Linux
 # getrusage's ru_maxrss survives fork+exec, so a child would report its parent's size.
 MEMORY_PROBE = """
 import sys
 from pathlib import Path
+from benchmarks.bench_training import with_training
 from hybrid.bot import Bot
 from training import TrainRequest, train_adapter
 bot = Bot.open(Path(sys.argv[1]))
+bot = with_training(bot, gradient_checkpointing=sys.argv[2] == "checkpointing")
 train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="memory",
                                 qlora=sys.argv[2] == "qlora", max_steps=2))
 status = Path("/proc/self/status").read_text().splitlines()
@@ -40,24 +46,37 @@ print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 def run() -> list[Figure]:
     with tempfile.TemporaryDirectory() as scratch:
         bot = init_bot(Path(scratch) / "bot")
-        ours = _ours(bot, max_steps=STEPS)
-        baseline = _baseline(bot)
+        # Interleaved rounds, the best of each kept: this shared 2-core machine's noise
+        # only ever slows a run down, and it varies by +-10% from minute to minute.
+        rounds = [(_ours(bot, max_steps=STEPS), _baseline(bot)) for _ in range(ROUNDS)]
+        ours = max((mine for mine, _ in rounds), key=lambda result: result["rate"])
+        baseline = max(theirs for _, theirs in rounds)
+        checkpointing = _ours(with_training(bot, gradient_checkpointing=True), max_steps=STEPS)
         peak = _bf16_peak()
-        memory = {mode: _peak_memory_mb(bot, mode) for mode in ("lora", "qlora")}
+        memory = {m: _peak_memory_mb(bot, m) for m in ("lora", "qlora", "checkpointing")}
         started = time.perf_counter()
-        epoch = _ours(bot, max_steps=None, epochs=1)
+        epoch = _ours(with_training(bot, epochs=1), max_steps=None)
         epoch_wall = time.perf_counter() - started
     achieved = ours["flops"] / ours["seconds"] / 1e9
-    note = f"{STEPS} steps of 8 sample conversations, SmolLM2-135M, LoRA r16 all-linear"
+    note = (
+        f"{STEPS} steps of 8 sample conversations, best of {ROUNDS} interleaved rounds; "
+        "SmolLM2-135M, LoRA r16 all-linear"
+    )
     return [
         Figure("hybrid training throughput", round(ours["rate"]), "tokens/s", note),
         Figure(
             "naive baseline throughput",
             round(baseline),
             "tokens/s",
-            "HF Trainer + peft, fp32, DataCollatorForSeq2Seq padding; same data",
+            f"HF Trainer + peft, fp32, DataCollatorForSeq2Seq padding; same data, best of {ROUNDS}",
         ),
         Figure("hybrid / baseline", round(ours["rate"] / baseline, 2), "x", "target >= 3"),
+        Figure(
+            "hybrid throughput, gradient checkpointing",
+            round(checkpointing["rate"]),
+            "tokens/s",
+            "training.gradient_checkpointing = true (which also turns prefix sharing off)",
+        ),
         Figure(
             "share of bf16 matmul peak",
             round(100 * achieved / peak, 1),
@@ -74,6 +93,12 @@ def run() -> list[Figure]:
             "peak RSS (VmHWM) of a 2-step run",
         ),
         Figure(
+            "peak memory, LoRA + gradient checkpointing",
+            round(memory["checkpointing"]),
+            "MB",
+            "peak RSS (VmHWM) of a 2-step run",
+        ),
+        Figure(
             "one epoch of the sample data",
             round(epoch["seconds"]),
             "s",
@@ -83,13 +108,15 @@ def run() -> list[Figure]:
     ]
 
 
-def _ours(bot: Bot, *, max_steps: int | None, epochs: int | None = None) -> dict[str, float]:
+def with_training(bot: Bot, **changes: object) -> Bot:
+    """The bot with some [training] settings changed (in memory only)."""
+    training = msgspec.structs.replace(bot.config.training, **changes)
+    return Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+
+
+def _ours(bot: Bot, *, max_steps: int | None) -> dict[str, float]:
     from training import TrainRequest, train_adapter
 
-    if epochs is not None:
-        text = bot.config_file.read_text().replace("epochs = 0", f"epochs = {epochs}")
-        bot.config_file.write_text(text)
-        bot = Bot.open(bot.root)
     result = train_adapter(
         bot, TrainRequest(bot.data_dir / "train.jsonl", name="bench", max_steps=max_steps)
     )
@@ -98,14 +125,15 @@ def _ours(bot: Bot, *, max_steps: int | None, epochs: int | None = None) -> dict
         "rate": history.tokens / history.seconds,
         "seconds": history.seconds,
         "steps": result.steps,
-        "flops": _model_flops(bot, history.tokens, history.trained_tokens),
+        "flops": _model_flops(bot, history.positions, history.trained_tokens),
     }
 
 
-def _model_flops(bot: Bot, tokens: int, trained_tokens: int) -> float:
-    """Matmul FLOPs of LoRA training: every linear layer's forward (2 per weight per
-    token) and input gradient (2 more; frozen weights need no weight gradient), and the
-    output layer for the trained tokens only. Attention scores, under 10% at these
+def _model_flops(bot: Bot, positions: int, trained_tokens: int) -> float:
+    """Matmul FLOPs of LoRA training as run: every linear layer's forward (2 per weight
+    per computed position; a shared prefix counts once) and input gradient (2 more;
+    frozen weights need no weight gradient), and the output layer for the trained tokens
+    only. Attention scores, under 10% at these
     lengths, are left out, so the share is a lower bound."""
     config = json.loads(next(bot.models_dir.glob("*/config.json")).read_text())
     hidden, layers = config["hidden_size"], config["num_hidden_layers"]
@@ -115,7 +143,7 @@ def _model_flops(bot: Bot, tokens: int, trained_tokens: int) -> float:
         + 2 * hidden * (hidden * kv_heads // heads)  # k, v
         + 3 * hidden * config["intermediate_size"]  # gate, up, down
     )
-    return 4 * per_layer * layers * tokens + 4 * hidden * config["vocab_size"] * trained_tokens
+    return 4 * per_layer * layers * positions + 4 * hidden * config["vocab_size"] * trained_tokens
 
 
 def _baseline(bot: Bot) -> float:

@@ -27,13 +27,14 @@ from hybrid.errors import HybridError
 from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
 from hybrid.protocols import Retriever
 from training.base_model import BaseModel, load_base_model
-from training.batching import collate, epoch_batches, epochs_for, micro_batches
+from training.batching import epoch_batches, epochs_for, micro_batches
 from training.checkpoints import RunFolder
 from training.datasets import Example
+from training.forward import token_losses
 from training.lint import lint_for_training
 from training.loss_curve import plot_loss_curve
 from training.registry import AdapterRecord, AdapterRegistry
-from training.rendering import IGNORE, TokenizedExample, tokenize_example
+from training.rendering import TokenizedExample, tokenize_example
 from training.retrieval_data import with_retrieval
 
 
@@ -65,7 +66,8 @@ class History:
 
     train_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
     eval_loss: list[tuple[int, float]] = field(default_factory=list)  # (step, loss)
-    tokens: int = 0  # non-padding tokens processed
+    tokens: int = 0  # non-padding tokens trained on (what tokens/s counts)
+    positions: int = 0  # positions the model computed (a shared prefix counts once)
     trained_tokens: int = 0  # tokens the loss was computed on
     seconds: float = 0.0  # time in the training loop, summed over resumes
 
@@ -95,6 +97,8 @@ def train_adapter(
     settings = bot.config.training
     placement = choose_placement(bot.config.models.device, bot.config.models.dtype)
     autocast = _autocast(settings, placement)
+    # Gradient checkpointing recomputes layers, which would append to the prefix's KV cache.
+    share_prefix = not settings.gradient_checkpointing
 
     # -- data ---------------------------------------------------------------------------
     base = load_base_model(
@@ -117,6 +121,8 @@ def train_adapter(
 
     # -- model ----------------------------------------------------------------------------
     torch.manual_seed(settings.seed)  # LoRA initialisation, then dropout masks
+    if autocast is not nullcontext and not request.qlora:
+        _store_frozen_linears_in_bf16(base.model)
     model = _with_lora(base, settings, request.qlora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -174,7 +180,7 @@ def train_adapter(
         while batch_index < len(batches) and step < total_steps:
             started = time.perf_counter()
             batch = [train_set[i] for i in batches[batch_index]]
-            loss = _train_step(model, batch, settings, pad_id, autocast)
+            loss, positions = _train_step(model, batch, settings, pad_id, autocast, share_prefix)
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -182,6 +188,7 @@ def train_adapter(
             step, batch_index = step + 1, batch_index + 1
             history.seconds += time.perf_counter() - started
             history.tokens += sum(len(example.input_ids) for example in batch)
+            history.positions += positions
             history.trained_tokens += sum(example.trained_tokens for example in batch)
             history.train_loss.append((step, loss))
             if progress:
@@ -191,7 +198,7 @@ def train_adapter(
         if batch_index == len(batches):  # a whole epoch: evaluate, maybe stop early
             epoch, batch_index = epoch + 1, 0
             if eval_set:
-                eval_loss = _eval_loss(model, eval_set, settings, pad_id, autocast)
+                eval_loss = _eval_loss(model, eval_set, settings, pad_id, autocast, share_prefix)
                 history.eval_loss.append((step, eval_loss))
                 if best is None or eval_loss < best[0]:
                     best, stale_epochs = (eval_loss, _trainable_state(model)), 0
@@ -306,11 +313,24 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
         else None,
         task_type="CAUSAL_LM",
     )
-    from training.dropout import use_int16_dropout
+    from training.dropout import use_pool_dropout
 
     model = get_peft_model(model, config)
-    use_int16_dropout(model)
+    use_pool_dropout(model, max_tokens=max(settings.max_batch_tokens, settings.max_seq_length))
     return model
+
+
+def _store_frozen_linears_in_bf16(model) -> None:
+    """Under bf16 autocast each linear layer casts its fp32 weight to bf16 on every call
+    (autocast caches the casts of trainable weights only). Storing the frozen weights in
+    bf16 gives the same results without those casts, in half the memory. The output
+    layer keeps its dtype: it is usually tied to the input embeddings."""
+    import torch
+
+    output = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not output:
+            module.to(torch.bfloat16)
 
 
 def _target_modules(model, setting: str | list[str]) -> list[str]:
@@ -331,46 +351,34 @@ def _target_modules(model, setting: str | list[str]) -> list[str]:
     )
 
 
-def _token_losses(model, tensors: dict[str, Any], autocast) -> tuple[Any, int]:
-    """(summed cross-entropy, count) over the trained tokens only. The vocabulary
-    projection, a fifth of a small model's compute, runs just on the positions whose next
-    token is trained, not on every prompt token."""
-    import torch
-
-    causal = model.get_base_model()
-    labels = tensors["labels"][:, 1:]
-    wanted = labels != IGNORE
-    with autocast():
-        hidden = causal.get_decoder()(
-            input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"]
-        ).last_hidden_state
-        logits = causal.get_output_embeddings()(hidden[:, :-1][wanted])
-    loss = torch.nn.functional.cross_entropy(logits.float(), labels[wanted], reduction="sum")
-    return loss, int(wanted.sum())
-
-
-def _train_step(model, batch, settings: TrainingSettings, pad_id: int, autocast) -> float:
+def _train_step(
+    model, batch, settings: TrainingSettings, pad_id: int, autocast, share_prefix: bool
+) -> tuple[float, int]:
     """Forward and backward over one optimizer step's micro-batches; the loss is the mean
-    over the step's trained tokens, whichever micro-batch they fell in."""
+    over the step's trained tokens, whichever micro-batch they fell in. Returns it with
+    the positions computed."""
     model.train()
     trained = sum(example.trained_tokens for example in batch)
-    total = 0.0
+    total, positions = 0.0, 0
     for micro in micro_batches(batch, settings.max_batch_tokens):
-        loss, _ = _token_losses(model, collate(micro, pad_id), autocast)
-        (loss / trained).backward()
-        total += float(loss.detach())
-    return total / trained
+        result = token_losses(model, micro, pad_id, autocast, share_prefix=share_prefix)
+        (result.loss / trained).backward()
+        total += float(result.loss.detach())
+        positions += result.positions
+    return total / trained, positions
 
 
-def _eval_loss(model, examples, settings: TrainingSettings, pad_id: int, autocast) -> float:
+def _eval_loss(
+    model, examples, settings: TrainingSettings, pad_id: int, autocast, share_prefix: bool
+) -> float:
     import torch
 
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
         for micro in micro_batches(examples, settings.max_batch_tokens):
-            loss, tokens = _token_losses(model, collate(micro, pad_id), autocast)
-            total, count = total + float(loss), count + tokens
+            result = token_losses(model, micro, pad_id, autocast, share_prefix=share_prefix)
+            total, count = total + float(result.loss), count + result.trained_tokens
     return total / count
 
 
@@ -443,6 +451,7 @@ def _manifest(
             "train_seconds": round(history.seconds, 2),
             "tokens": history.tokens,
             "trained_tokens": history.trained_tokens,
+            "positions": history.positions,
             "tokens_per_second": round(history.tokens_per_second, 1),
         },
         "versions": {name: package_version(name) for name in ("torch", "transformers", "peft")},
