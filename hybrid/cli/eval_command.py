@@ -30,9 +30,9 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer a golden set and score each variant: format adherence (the rules in
-    [evaluation]), ROUGE-L against the references, and how often the needed document
-    was among the citations."""
+    """Answer a golden set and score each variant: format adherence (the `evaluation`
+    rules of hybrid.toml), ROUGE-L against the references, and how often the needed
+    document was among the citations."""
     from rich.console import Console
     from rich.table import Table
 
