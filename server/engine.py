@@ -26,6 +26,7 @@ class LocalGenerator:
         self.base = base
         self.context_window = base.context_window
         self._stop_ids = _stop_token_ids(base)
+        self._whitespace_ids = _whitespace_token_ids(base)
         self._lookup = adapters
         self._peft = None  # the PeftModel, once a first adapter is loaded
         self._loaded: set[str] = set()
@@ -65,7 +66,11 @@ class LocalGenerator:
             torch.manual_seed(settings.seed)
         penalty = []
         if settings.repetition_penalty != 1.0:
-            penalty = [_answer_repetition_penalty(settings.repetition_penalty, prompt_tokens)]
+            penalty = [
+                _answer_repetition_penalty(
+                    settings.repetition_penalty, prompt_tokens, self._whitespace_ids
+                )
+            ]
         with self._lock, scope, torch.inference_mode():
             if resolved is not None:
                 model.set_adapter(str(resolved))
@@ -117,20 +122,38 @@ class LocalGenerator:
         self._loaded.add(key)
 
 
-def _answer_repetition_penalty(penalty: float, prompt_tokens: int):
-    """transformers' repetition penalty, applied to the answer's own tokens only. The
+def _answer_repetition_penalty(penalty: float, prompt_tokens: int, exempt: list[int]):
+    """transformers' repetition penalty, applied to the answer's own words only. The
     stock one also penalises every prompt token, so the model avoids exactly the words
-    of the sources it should quote."""
+    of the sources it should quote; and it penalises line breaks, so an answer whose
+    format puts a sign-off on its own last line stops before it (measured: a trained
+    adapter kept its sign-off on 2 of 12 sample questions at 1.1, 7 of 12 at 1.0)."""
+    import torch
     from transformers import LogitsProcessor, RepetitionPenaltyLogitsProcessor
 
     stock = RepetitionPenaltyLogitsProcessor(penalty)
+    exempt_ids = torch.tensor(exempt, dtype=torch.long)
 
     class AnswerRepetitionPenalty(LogitsProcessor):
         def __call__(self, input_ids, scores):
             answer = input_ids[:, prompt_tokens:]
-            return stock(answer, scores) if answer.shape[1] else scores
+            if not answer.shape[1]:
+                return scores
+            penalised = stock(answer, scores.clone())
+            penalised[:, exempt_ids] = scores[:, exempt_ids]
+            return penalised
 
     return AnswerRepetitionPenalty()
+
+
+def _whitespace_token_ids(base: BaseModel) -> list[int]:
+    """The vocabulary's tokens that are only spaces and line breaks."""
+    tokenizer = base.tokenizer
+    return sorted(
+        token_id
+        for token, token_id in tokenizer.get_vocab().items()
+        if tokenizer.convert_tokens_to_string([token]).isspace()
+    )
 
 
 def _stop_token_ids(base: BaseModel) -> list[int]:

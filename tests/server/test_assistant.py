@@ -157,3 +157,23 @@ def test_sources_that_overflow_the_context_are_dropped_lowest_ranked_first(
     assert 1 <= len(answer.citations) < 3
     assert [h.document_id for h in answer.citations] == ["doc0", "doc1"][: len(answer.citations)]
     assert answer.generation.prompt_tokens + 100 <= generator.context_window
+
+
+def test_the_repetition_penalty_spares_the_prompt_and_line_breaks(
+    generator: LocalGenerator,
+) -> None:
+    import torch
+
+    from server.engine import _answer_repetition_penalty, _whitespace_token_ids
+
+    tokenizer = generator.base.tokenizer
+    newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+    word, quoted = tokenizer("Policy Kestrel", add_special_tokens=False).input_ids[:2]
+    assert newline in _whitespace_token_ids(generator.base) and word != quoted
+    prompt = [quoted, 5, 6]
+    penalty = _answer_repetition_penalty(2.0, len(prompt), _whitespace_token_ids(generator.base))
+    scores = torch.full((1, len(tokenizer)), 4.0)
+    penalised = penalty(torch.tensor([prompt + [word, newline]]), scores)
+    assert penalised[0, word] == 2.0, "a word the answer already used is penalised"
+    assert penalised[0, newline] == 4.0, "a line break is not"
+    assert penalised[0, quoted] == 4.0, "nor is a word of the prompt (the sources)"
