@@ -173,7 +173,7 @@ def test_the_repetition_penalty_spares_the_prompt_and_line_breaks(
     prompt = [quoted, 5, 6]
     penalty = _answer_repetition_penalty(2.0, len(prompt), _whitespace_token_ids(generator.base))
     scores = torch.full((1, len(tokenizer)), 4.0)
-    penalised = penalty(torch.tensor([prompt + [word, newline]]), scores)
+    penalised = penalty(torch.tensor([[*prompt, word, newline]]), scores)
     assert penalised[0, word] == 2.0, "a word the answer already used is penalised"
     assert penalised[0, newline] == 4.0, "a line break is not"
     assert penalised[0, quoted] == 4.0, "nor is a word of the prompt (the sources)"
