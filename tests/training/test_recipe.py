@@ -191,6 +191,48 @@ def test_qlora_trains_on_a_4_bit_base(tmp_path: Path, tiny_model_dir: Path) -> N
     )
 
 
+def test_freeze_layers_puts_lora_on_the_upper_layers_only(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir, freeze_layers=1)
+    result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl", max_steps=1))
+    layers = {
+        key.split(".layers.")[1].split(".")[0] for key in adapter_weights(result.adapter.path)
+    }
+    assert layers == {"1"}, "the tiny model's layer 0 stays frozen"
+    too_many = tiny_bot(tmp_path / "other", tiny_model_dir, freeze_layers=2)
+    with pytest.raises(HybridError, match=r"training\.freeze_layers = 2, .* 2 layers"):
+        train_adapter(too_many, TrainRequest(too_many.data_dir / "small.jsonl", max_steps=1))
+
+
+def test_gradient_checkpointing_changes_memory_not_the_result(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    # fp32 and no dropout, so that only the order of float sums can differ.
+    losses = []
+    for checkpointing in (False, True):
+        bot = tiny_bot(
+            tmp_path / str(checkpointing), tiny_model_dir, bf16="off", lora_dropout=0.0,
+            gradient_checkpointing=checkpointing,
+        )  # fmt: skip
+        result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl", max_steps=4))
+        losses.append([loss for _, loss in result.history.train_loss])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_early_stopping_publishes_the_best_epoch(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # A learning rate far too high: the eval loss stops improving well before epoch 6.
+    bot = tiny_bot(
+        tmp_path / "bot", tiny_model_dir, epochs=6, learning_rate=0.5, early_stopping_patience=2
+    )
+    result = train_adapter(bot, TrainRequest(bot.data_dir / "small.jsonl"))
+    losses = [loss for _, loss in result.history.eval_loss]
+    best = losses.index(min(losses))
+    assert result.stopped_early and result.epochs == best + 3 < 6, losses
+    metrics = result.adapter.manifest["metrics"]
+    assert metrics["stopped_early"] and metrics["best_eval_loss"] == min(losses)
+
+
 @pytest.mark.slow
 def test_a_few_steps_on_the_real_default_model_then_answer_with_it(real_bot) -> None:
     from server import open_assistant
