@@ -5,6 +5,6 @@ Nothing imports server/ except the CLI, and it does so lazily.
 
 from server.assistant import Answer, Assistant
 from server.compose import open_assistant
-from server.engine import LocalGenerator
+from server.engine import GenerationEngine
 
-__all__ = ["Answer", "Assistant", "LocalGenerator", "open_assistant"]
+__all__ = ["Answer", "Assistant", "GenerationEngine", "open_assistant"]

@@ -7,7 +7,7 @@ from hybrid.hardware import choose_placement
 from hybrid.types import AdapterRef
 from indexes import open_retriever
 from server.assistant import Assistant
-from server.engine import LocalGenerator
+from server.engine import GenerationEngine
 from training import AdapterRecord, AdapterRegistry, load_base_model
 
 
@@ -23,7 +23,7 @@ def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
         models_dir=bot.models_dir,
         placement=choose_placement(models.device, models.dtype),
     )
-    generator = LocalGenerator(base, adapters=lambda ref: find_adapter(bot, ref))
+    generator = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref))
     return Assistant(
         generator,
         system_prompt=bot.config.bot.system_prompt,

@@ -1,40 +1,149 @@
-"""The generation engine: one base model in memory answering chat requests, each with
-the style adapter it names (or none).
+"""The generation engine: one base model in memory, many adapters, continuous batching.
 
-Adapters are loaded on first use, next to each other on the one base model, under their
-`name@version`: a newly promoted version is a new identity, so nothing loaded for the
-old one is reused. This engine serves one request at a time; batching and streaming
-extend it behind the same Generator protocol.
+One worker thread owns the model. Callers submit requests and read their tokens from a
+stream; between decoding steps the worker admits waiting requests (prefilling their
+prompts and stacking their KV caches onto the batch) and retires finished, cancelled or
+timed-out ones, so a request never waits for another to finish. Rows of one batch may
+name different adapters: a step with one adapter (or none) runs that adapter alone, a
+mixed step passes peft one adapter name per row.
+
+Adapters are loaded by the worker itself, between steps, so loading never races a
+forward pass; each is loaded under its `name@version`, so a promoted version is a new
+identity and nothing loaded for the old one is reused. Waiting requests are bounded:
+past `max_waiting`, submit raises EngineBusyError (HTTP 429).
 """
 
 from __future__ import annotations
 
+import collections
+import queue
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Generation, Message
+from server.kv_batch import KVBatch
+from server.sampling import TokenSampler, whitespace_token_ids
 from training import AdapterRecord, BaseModel, render_chat
 
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
+BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
-class LocalGenerator:
-    def __init__(self, base: BaseModel, adapters: AdapterLookup | None = None) -> None:
+class EngineBusyError(HybridError):
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, hint=f"retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+class GenerationTimeoutError(HybridError):
+    code = "timeout"
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    settings: GenerationSettings
+    max_tokens: int
+    stop: tuple[str, ...]
+    adapter: AdapterRef | None  # resolved: name@version
+    adapter_path: str | None
+    deadline: float | None
+    sampler: TokenSampler
+    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    answer_ids: list[int] = field(default_factory=list)  # the answer's tokens (no end token)
+    sampled: int = 0  # tokens generated, an end token included
+    sent: int = 0  # characters of the answer already streamed
+    final_text: str | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.adapter) if self.adapter is not None else BASE
+
+
+class TokenStream:
+    """One request's output: iterate for text deltas; `result` is the Generation once
+    the iteration ends. `cancel()` (e.g. the client went away) frees its batch row at
+    the next step."""
+
+    def __init__(self, request: _Request) -> None:
+        self._request = request
+        self.result: Generation | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        while (delta := self.next_delta()) is not None:
+            yield delta
+
+    def next_delta(self, timeout: float | None = None) -> str | None:
+        """The next piece of text, or None at the end (then `result` is set)."""
+        if self.result is not None:
+            return None
+        event = self._request.events.get(timeout=timeout)
+        if isinstance(event, BaseException):
+            raise event
+        if isinstance(event, Generation):
+            self.result = event
+            return None
+        return event
+
+    def cancel(self) -> None:
+        self._request.cancelled.set()
+
+    def generation(self) -> Generation:
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+
+class GenerationEngine:
+    def __init__(
+        self,
+        base: BaseModel,
+        adapters: AdapterLookup | None = None,
+        *,
+        max_batch: int = 16,
+        max_waiting: int = 64,
+    ) -> None:
         self.base = base
         self.context_window = base.context_window
-        self._stop_ids = _stop_token_ids(base)
-        self._whitespace_ids = _whitespace_token_ids(base)
+        self.max_batch = max_batch
+        self.max_waiting = max_waiting
         self._lookup = adapters
-        self._peft = None  # the PeftModel, once a first adapter is loaded
+        self._stop_ids = set(_stop_token_ids(base))
+        self._whitespace_ids = whitespace_token_ids(base.tokenizer)
+        self._peft: Any = None  # the PeftModel, once a first adapter is loaded
         self._loaded: set[str] = set()
-        self._lock = threading.Lock()
+        self._waiting: collections.deque[_Request] = collections.deque()
+        self._running: list[_Request] = []
+        self._batch = KVBatch()
+        self._wake = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._work, name="generation", daemon=True)
+        self._worker.start()
+
+    # -- the callers' side ------------------------------------------------------------
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int:
-        prompt = render_chat(self.base.tokenizer, messages, add_generation_prompt=True)
-        return len(self.base.tokenizer(prompt, add_special_tokens=False).input_ids)
+        return len(self._prompt_ids(messages))
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def loaded_adapters(self) -> list[str]:
+        return sorted(self._loaded)
 
     def generate(
         self,
@@ -42,74 +151,256 @@ class LocalGenerator:
         settings: GenerationSettings,
         adapter: AdapterRef | None = None,
     ) -> Generation:
-        import torch
+        """The Generator protocol: the whole answer at once."""
+        return self.submit(messages, settings, adapter).generation()
 
-        resolved, model, scope = self._with_adapter(adapter)
-        tokenizer = self.base.tokenizer
-        prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        prompt_tokens = int(inputs.input_ids.shape[1])
-        budget = self.base.context_window - prompt_tokens
-        if budget < 1:
+    def submit(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        adapter: AdapterRef | None = None,
+        *,
+        stop: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> TokenStream:
+        """Queue a request; its tokens arrive on the returned stream. Raises at once for
+        an unknown adapter, a prompt longer than the context, or a full queue."""
+        record = self._resolve(adapter)
+        prompt_ids = self._prompt_ids(messages)
+        room = self.context_window - len(prompt_ids)
+        if room < 1:
             raise HybridError(
-                f"the prompt takes {prompt_tokens} tokens; the model's context holds "
-                f"{self.base.context_window}",
+                f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
+                f"{self.context_window}",
                 hint="ask a shorter question",
             )
-        sampling: dict[str, object] = {"do_sample": False}
-        if settings.temperature > 0:
-            sampling = {
-                "do_sample": True,
-                "temperature": settings.temperature,
-                "top_p": settings.top_p,
-            }
-            torch.manual_seed(settings.seed)
-        penalty = []
-        if settings.repetition_penalty != 1.0:
-            penalty = [
-                _answer_repetition_penalty(
-                    settings.repetition_penalty, prompt_tokens, self._whitespace_ids
+        request = _Request(
+            prompt_ids=prompt_ids,
+            settings=settings,
+            max_tokens=min(settings.max_new_tokens, room),
+            stop=tuple(s for s in stop if s),
+            adapter=record.ref if record else None,
+            adapter_path=str(record.path) if record else None,
+            deadline=time.monotonic() + timeout if timeout else None,
+            sampler=TokenSampler(settings, self._whitespace_ids),
+        )
+        with self._wake:
+            if self._closed:
+                raise HybridError("the generation engine is shut down")
+            if len(self._waiting) >= self.max_waiting:
+                raise EngineBusyError(
+                    f"{len(self._waiting)} requests are already waiting", retry_after=1
                 )
-            ]
-        with self._lock, scope, torch.inference_mode():
-            if resolved is not None:
-                model.set_adapter(str(resolved))
-            output = model.generate(
-                **inputs.to(model.device),
-                max_new_tokens=min(settings.max_new_tokens, budget),
-                logits_processor=penalty,
-                eos_token_id=self._stop_ids,
-                pad_token_id=tokenizer.pad_token_id,
-                **sampling,
-            )
-        new_tokens = output[0, prompt_tokens:].tolist()
-        stopped = bool(new_tokens) and new_tokens[-1] in self._stop_ids
+            self._waiting.append(request)
+            self._wake.notify()
+        return TokenStream(request)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._worker.join()
+
+    def _prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        tokenizer = self.base.tokenizer
+        prompt = render_chat(tokenizer, messages, add_generation_prompt=True)
+        return tokenizer(prompt, add_special_tokens=False).input_ids
+
+    def _resolve(self, adapter: AdapterRef | None) -> AdapterRecord | None:
+        if adapter is None:
+            return None
+        if self._lookup is None:
+            raise HybridError(f"adapter {adapter} requested, but this engine has no registry")
+        return self._lookup(adapter)
+
+    # -- the worker's side -------------------------------------------------------------
+
+    def _work(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while True:
+                admitted = self._admit()
+                if admitted is None:
+                    return
+                try:
+                    if admitted:
+                        self._prefill(admitted)
+                    if self._running:
+                        self._step()
+                except Exception as exc:  # a failed step fails its requests, not the engine
+                    affected = {id(r): r for r in [*admitted, *self._running]}
+                    for request in affected.values():
+                        request.events.put(exc)
+                    self._running, self._batch = [], KVBatch()
+
+    def _admit(self) -> list[_Request] | None:
+        """Waiting requests that fit in the batch (blocks while there is nothing to do);
+        None once closed."""
+        with self._wake:
+            while not self._closed and not self._waiting and not self._running:
+                self._wake.wait()
+            if self._closed:
+                for request in [*self._waiting, *self._running]:
+                    request.events.put(HybridError("the generation engine shut down"))
+                return None
+            admitted = []
+            while self._waiting and len(self._running) + len(admitted) < self.max_batch:
+                request = self._waiting.popleft()
+                if request.cancelled.is_set():
+                    request.events.put(self._finish(request, "stop"))
+                else:
+                    admitted.append(request)
+            return admitted
+
+    def _prefill(self, requests: list[_Request]) -> None:
+        """Run the new prompts (left-padded together), stack their caches onto the
+        batch, and choose each one's first token."""
+        import torch
+
+        requests = [r for r in requests if self._adapter_ready(r)]
+        if not requests:
+            return
+        width = max(len(r.prompt_ids) for r in requests)
+        pad = self.base.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests])
+        mask = torch.tensor(
+            [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests]
+        )
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        output = self._forward(ids, mask, positions, None, [r.key for r in requests])
+        self._batch.add(output.past_key_values, mask)
+        first_row = len(self._running)
+        self._running += requests
+        self._advance(requests, output.logits[:, -1, :].float(), first_row=first_row)
+
+    def _step(self) -> None:
+        """One token for every running request."""
+        import torch
+
+        last = torch.tensor([[r.answer_ids[-1]] for r in self._running])
+        positions = self._batch.next_positions()
+        output = self._forward(
+            last, self._batch.mask, positions, self._batch.cache, [r.key for r in self._running]
+        )
+        self._advance(self._running, output.logits[:, -1, :].float(), first_row=0)
+
+    def _advance(self, requests: list[_Request], logits, first_row: int) -> None:
+        """Give each request its next token; retire the ones that are done."""
+        done: set[int] = set()
+        now = time.monotonic()
+        for offset, request in enumerate(requests):
+            row = first_row + offset
+            if request.cancelled.is_set():
+                request.events.put(self._finish(request, "stop"))
+                done.add(row)
+                continue
+            if request.deadline is not None and now > request.deadline:
+                request.events.put(
+                    GenerationTimeoutError(
+                        f"the answer took longer than the request's timeout "
+                        f"({len(request.answer_ids)} tokens generated)"
+                    )
+                )
+                done.add(row)
+                continue
+            token = request.sampler.next_token(logits[offset], request.answer_ids)
+            reason = self._push(request, token)
+            if reason is not None:
+                request.events.put(self._finish(request, reason))
+                done.add(row)
+        if done:
+            kept = [i for i in range(len(self._running)) if i not in done]
+            self._running = [self._running[i] for i in kept]
+            self._batch.keep(kept)
+
+    def _push(self, request: _Request, token: int) -> str | None:
+        """Record a token and stream the text it completes; why the request is done, if
+        it is."""
+        request.sampled += 1
+        if token in self._stop_ids:
+            self._flush(request, final=True)
+            return "stop"
+        request.answer_ids.append(token)
+        text = self._answer_text(request)
+        for stop in request.stop:
+            if stop in text:
+                self._flush(request, final=True, text=text[: text.index(stop)])
+                return "stop"
+        if len(request.answer_ids) >= request.max_tokens:
+            self._flush(request, final=True, text=text)
+            return "length"
+        self._flush(request, final=False, text=text)
+        return None
+
+    def _flush(self, request: _Request, *, final: bool, text: str | None = None) -> None:
+        """Stream the answer's new text. Until the end, hold back an incomplete character
+        and any tail that could still become a stop string."""
+        if text is None:
+            text = self._answer_text(request)
+        ready = len(text)
+        if not final:
+            if text.endswith("\ufffd"):
+                ready = len(text.rstrip("\ufffd"))
+            for stop in request.stop:
+                for size in range(min(len(stop) - 1, ready), 0, -1):
+                    if text[:ready].endswith(stop[:size]):
+                        ready -= size
+                        break
+        if ready > request.sent:
+            request.events.put(text[request.sent : ready])
+            request.sent = ready
+        if final:
+            request.final_text = text
+
+    def _answer_text(self, request: _Request) -> str:
+        text = self.base.tokenizer.decode(request.answer_ids, skip_special_tokens=True)
+        return text.lstrip()
+
+    def _finish(self, request: _Request, reason: str) -> Generation:
+        text = request.final_text if request.final_text is not None else self._answer_text(request)
         return Generation(
-            text=tokenizer.decode(new_tokens, skip_special_tokens=True).strip(),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=len(new_tokens),
-            finish_reason="stop" if stopped else "length",
-            adapter=resolved,
+            text=text.strip(),
+            prompt_tokens=len(request.prompt_ids),
+            completion_tokens=request.sampled,
+            finish_reason=reason,  # type: ignore[arg-type]
+            adapter=request.adapter,
         )
 
-    def _with_adapter(
-        self, adapter: AdapterRef | None
-    ) -> tuple[AdapterRef | None, object, AbstractContextManager[object]]:
-        """(resolved ref, the model to call, a context to call it in). Once any adapter
-        is loaded, LoRA layers sit inside the base model, so base answers go through the
-        PeftModel with its adapters disabled."""
-        if adapter is None:
-            if self._peft is None:
-                return None, self.base.model, nullcontext()
-            return None, self._peft, self._peft.disable_adapter()
-        if self._lookup is None:
-            raise HybridError(f"adapter {adapter} requested, but this generator has no registry")
-        record = self._lookup(adapter)
-        key = f"{record.name}@{record.version}"
-        with self._lock:
-            if key not in self._loaded:
-                self._load(key, str(record.path))
-        return record.ref, self._peft, nullcontext()
+    def _forward(self, ids, mask, positions, cache, keys: list[str]):
+        """One forward pass with each row's adapter."""
+        arguments: dict[str, Any] = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "position_ids": positions,
+            "past_key_values": cache,
+            "use_cache": True,
+        }
+        if self._peft is None:
+            return self.base.model(**arguments)
+        distinct = set(keys)
+        if distinct == {BASE}:
+            with self._peft.disable_adapter():
+                return self._peft(**arguments)
+        if len(distinct) == 1:
+            self._peft.set_adapter(keys[0])
+            return self._peft(**arguments)
+        return self._peft(**arguments, adapter_names=keys)
+
+    def _adapter_ready(self, request: _Request) -> bool:
+        """Load the request's adapter if it is new; a failure fails this request only."""
+        if request.adapter_path is None or request.key in self._loaded:
+            return True
+        try:
+            self._load(request.key, request.adapter_path)
+        except Exception as exc:
+            request.events.put(
+                HybridError(
+                    f"cannot load adapter {request.key}: {exc}", hint="see `hybrid adapters show`"
+                )
+            )
+            return False
+        return True
 
     def _load(self, key: str, path: str) -> None:
         from peft import PeftModel
@@ -120,40 +411,6 @@ class LocalGenerator:
             self._peft.load_adapter(path, adapter_name=key)
         self._peft.eval()
         self._loaded.add(key)
-
-
-def _answer_repetition_penalty(penalty: float, prompt_tokens: int, exempt: list[int]):
-    """transformers' repetition penalty, applied to the answer's own words only. The
-    stock one also penalises every prompt token, so the model avoids exactly the words
-    of the sources it should quote; and it penalises line breaks, so an answer whose
-    format puts a sign-off on its own last line stops before it (measured: a trained
-    adapter kept its sign-off on 2 of 12 sample questions at 1.1, 7 of 12 at 1.0)."""
-    import torch
-    from transformers import LogitsProcessor, RepetitionPenaltyLogitsProcessor
-
-    stock = RepetitionPenaltyLogitsProcessor(penalty)
-    exempt_ids = torch.tensor(exempt, dtype=torch.long)
-
-    class AnswerRepetitionPenalty(LogitsProcessor):
-        def __call__(self, input_ids, scores):
-            answer = input_ids[:, prompt_tokens:]
-            if not answer.shape[1]:
-                return scores
-            penalised = stock(answer, scores.clone())
-            penalised[:, exempt_ids] = scores[:, exempt_ids]
-            return penalised
-
-    return AnswerRepetitionPenalty()
-
-
-def _whitespace_token_ids(base: BaseModel) -> list[int]:
-    """The vocabulary's tokens that are only spaces and line breaks."""
-    tokenizer = base.tokenizer
-    return sorted(
-        token_id
-        for token, token_id in tokenizer.get_vocab().items()
-        if tokenizer.convert_tokens_to_string([token]).isspace()
-    )
 
 
 def _stop_token_ids(base: BaseModel) -> list[int]:

@@ -8,7 +8,7 @@ from support import hit, make_bot
 
 from hybrid import AdapterRef, GenerationSettings, Hit, HybridError
 from hybrid.hardware import Placement
-from server import Assistant, LocalGenerator
+from server import Assistant, GenerationEngine
 from server.compose import find_adapter
 from training import (
     AdapterNotFoundError,
@@ -20,14 +20,14 @@ from training import (
 
 
 @pytest.fixture(scope="module")
-def generator(tiny_model_dir: Path) -> LocalGenerator:
+def generator(tiny_model_dir: Path) -> GenerationEngine:
     base = load_base_model(
         str(tiny_model_dir),
         base_dir=tiny_model_dir,
         models_dir=tiny_model_dir,
         placement=Placement("cpu", "float32"),
     )
-    return LocalGenerator(base)
+    return GenerationEngine(base)
 
 
 class KeywordRetriever:
@@ -45,7 +45,7 @@ class KeywordRetriever:
         ][:k]
 
 
-def test_generation_counts_tokens_and_reports_why_it_stopped(generator: LocalGenerator) -> None:
+def test_generation_counts_tokens_and_reports_why_it_stopped(generator: GenerationEngine) -> None:
     assistant = Assistant(
         generator, system_prompt="Be brief.", settings=GenerationSettings(max_new_tokens=5)
     )
@@ -59,7 +59,7 @@ def test_generation_counts_tokens_and_reports_why_it_stopped(generator: LocalGen
 
 
 def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed(
-    generator: LocalGenerator,
+    generator: GenerationEngine,
 ) -> None:
     def reply(**settings) -> str:
         assistant = Assistant(
@@ -75,7 +75,7 @@ def test_greedy_decoding_is_deterministic_and_sampling_follows_the_seed(
 
 
 def test_retrieved_sources_reach_the_prompt_and_come_back_as_citations(
-    generator: LocalGenerator,
+    generator: GenerationEngine,
 ) -> None:
     retriever = KeywordRetriever(
         {"returns": "Return items within 45 days.", "shipping": "Ships in 3 days."}
@@ -100,7 +100,7 @@ def test_retrieved_sources_reach_the_prompt_and_come_back_as_citations(
     assert "Return items within 45 days." in seen_prompts[0][1].content
 
 
-def test_an_empty_question_is_refused(generator: LocalGenerator) -> None:
+def test_an_empty_question_is_refused(generator: GenerationEngine) -> None:
     assistant = Assistant(generator, system_prompt="x", settings=GenerationSettings())
     with pytest.raises(HybridError, match="empty"):
         assistant.answer("   ")
@@ -117,7 +117,7 @@ def test_answers_go_through_the_named_adapter_and_the_base_stays_itself(
         str(tiny_model_dir), base_dir=bot.root, models_dir=bot.models_dir,
         placement=Placement("cpu", "float32"),
     )  # fmt: skip
-    generator = LocalGenerator(base, adapters=lambda ref: find_adapter(bot, ref))
+    generator = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref))
     assistant = Assistant(
         generator, system_prompt="x", settings=GenerationSettings(max_new_tokens=12)
     )
@@ -131,7 +131,7 @@ def test_answers_go_through_the_named_adapter_and_the_base_stays_itself(
         assistant.answer("Hi", adapter=AdapterRef("style", 2))
 
 
-def test_a_prompt_longer_than_the_context_is_refused(generator: LocalGenerator) -> None:
+def test_a_prompt_longer_than_the_context_is_refused(generator: GenerationEngine) -> None:
     settings = msgspec.structs.replace(GenerationSettings(), max_new_tokens=4)
     assistant = Assistant(generator, system_prompt="x", settings=settings)
     with pytest.raises(HybridError, match="context holds 512"):
@@ -139,7 +139,7 @@ def test_a_prompt_longer_than_the_context_is_refused(generator: LocalGenerator) 
 
 
 def test_sources_that_overflow_the_context_are_dropped_lowest_ranked_first(
-    generator: LocalGenerator,
+    generator: GenerationEngine,
 ) -> None:
     """The tiny model holds 512 tokens: three long sources cannot all fit with a 100-token
     answer, so the last-ranked ones go; the question always stays."""
@@ -159,21 +159,24 @@ def test_sources_that_overflow_the_context_are_dropped_lowest_ranked_first(
     assert answer.generation.prompt_tokens + 100 <= generator.context_window
 
 
-def test_the_repetition_penalty_spares_the_prompt_and_line_breaks(
-    generator: LocalGenerator,
-) -> None:
+def test_the_repetition_penalty_spares_line_breaks(generator: GenerationEngine) -> None:
     import torch
 
-    from server.engine import _answer_repetition_penalty, _whitespace_token_ids
+    from server.sampling import TokenSampler, whitespace_token_ids
 
     tokenizer = generator.base.tokenizer
     newline = tokenizer("\n", add_special_tokens=False).input_ids[-1]
-    word, quoted = tokenizer("Policy Kestrel", add_special_tokens=False).input_ids[:2]
-    assert newline in _whitespace_token_ids(generator.base) and word != quoted
-    prompt = [quoted, 5, 6]
-    penalty = _answer_repetition_penalty(2.0, len(prompt), _whitespace_token_ids(generator.base))
-    scores = torch.full((1, len(tokenizer)), 4.0)
-    penalised = penalty(torch.tensor([[*prompt, word, newline]]), scores)
-    assert penalised[0, word] == 2.0, "a word the answer already used is penalised"
-    assert penalised[0, newline] == 4.0, "a line break is not"
-    assert penalised[0, quoted] == 4.0, "nor is a word of the prompt (the sources)"
+    word = tokenizer("Policy", add_special_tokens=False).input_ids[0]
+    sampler = TokenSampler(
+        GenerationSettings(repetition_penalty=2.0), whitespace_token_ids(tokenizer)
+    )
+
+    def best(scores: dict[int, float], answer: list[int]) -> int:
+        logits = torch.zeros(len(tokenizer))
+        for token, score in scores.items():
+            logits[token] = score
+        return sampler.next_token(logits, answer)
+
+    assert best({word: 4.0, newline: 3.0}, []) == word
+    assert best({word: 4.0, newline: 3.0}, [word]) == newline, "a used word is penalised"
+    assert best({newline: 4.0, word: 3.0}, [newline]) == newline, "a line break is not"

@@ -10,7 +10,7 @@ from support import make_bot
 from hybrid import GenerationSettings
 from hybrid.hardware import Placement
 from indexes import HybridRetriever, embedder_for_bot, sync_index
-from server import Assistant, LocalGenerator
+from server import Assistant, GenerationEngine
 from training import (
     TrainRequest,
     load_base_model,
@@ -41,7 +41,7 @@ def test_training_and_serving_prompts_are_byte_identical(
 
     served = []
 
-    class Recording(LocalGenerator):
+    class Recording(GenerationEngine):
         def generate(self, messages, settings, adapter=None):
             served.append(messages)
             return super().generate(messages, settings, adapter)

@@ -1,0 +1,68 @@
+"""Choosing each request's next token from its row of the batch's logits.
+
+Per request, so that requests with different settings share a batch: a repetition
+penalty on the answer's own words, then greedy decoding (temperature 0) or temperature
+and nucleus (top-p) sampling from the request's own seeded generator, so that a seed
+gives the same answer whatever else is in the batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hybrid.config import GenerationSettings
+
+if TYPE_CHECKING:
+    import torch
+
+
+class TokenSampler:
+    def __init__(self, settings: GenerationSettings, exempt_ids: torch.Tensor) -> None:
+        import torch
+
+        self.settings = settings
+        # Line breaks and spaces are never penalised: an answer whose format puts a
+        # sign-off on its own last line would stop before it (measured: a trained adapter
+        # kept its sign-off on 2 of 12 sample questions at 1.1, 9 of 12 sparing them).
+        self.exempt_ids = exempt_ids
+        self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def next_token(self, logits: torch.Tensor, answer_ids: list[int]) -> int:
+        """`logits`: this request's row (vocabulary,), float32; `answer_ids`: the tokens
+        it has generated so far. The prompt's tokens are not penalised: those are the
+        sources' words, which the answer should quote."""
+        import torch
+
+        settings = self.settings
+        if settings.repetition_penalty != 1.0 and answer_ids:
+            logits = logits.clone()
+            used = torch.tensor(sorted(set(answer_ids)), dtype=torch.long)
+            used = used[~torch.isin(used, self.exempt_ids)]
+            scores = logits[used]
+            logits[used] = torch.where(
+                scores > 0,
+                scores / settings.repetition_penalty,
+                scores * settings.repetition_penalty,
+            )
+        if settings.temperature == 0:
+            return int(logits.argmax())
+        probabilities = torch.softmax(logits / settings.temperature, dim=-1)
+        if settings.top_p < 1.0:
+            ordered, order = probabilities.sort(descending=True)
+            # Keep the smallest set of tokens whose probability reaches top_p.
+            outside = ordered.cumsum(0) - ordered >= settings.top_p
+            ordered[outside] = 0.0
+            probabilities = torch.zeros_like(probabilities).scatter(0, order, ordered)
+        return int(torch.multinomial(probabilities, 1, generator=self.generator))
+
+
+def whitespace_token_ids(tokenizer) -> torch.Tensor:
+    """The vocabulary's tokens that are only spaces and line breaks."""
+    import torch
+
+    ids = [
+        token_id
+        for token, token_id in tokenizer.get_vocab().items()
+        if tokenizer.convert_tokens_to_string([token]).isspace()
+    ]
+    return torch.tensor(sorted(ids), dtype=torch.long)
