@@ -1,0 +1,156 @@
+"""The generation engine on the tiny model: batched requests answer exactly as they
+would alone, whatever adapters share their batch; streams, stop strings, cancellation,
+timeouts and the bounded queue behave as a client expects."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from support import make_bot
+
+from hybrid import AdapterRef, Bot, GenerationSettings, Message
+from hybrid.hardware import Placement
+from server import GenerationEngine
+from server.compose import find_adapter
+from server.engine import EngineBusyError, GenerationTimeoutError
+from training import AdapterRegistry, TrainRequest, load_base_model, train_adapter
+
+QUESTIONS = [
+    "How long is the return window?",
+    "Do you ship to Canada?",
+    "Hi",
+    "What about gift cards and warranty claims for tents?",
+    "How do I reset my password?",
+    "Where is order 12345?",
+    "Do you match prices?",
+    "How long do repairs take?",
+]
+GREEDY = GenerationSettings(max_new_tokens=16)
+
+
+def ask(question: str) -> list[Message]:
+    return [Message("system", "Be brief."), Message("user", question)]
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    """A bot with two different adapters on the tiny model: style@1 and terse@1."""
+    bot = make_bot(
+        tmp_path_factory.mktemp("engine") / "bot", base=str(tiny_model_dir), learning_rate=0.05
+    )
+    for name, seed in (("style", 0), ("terse", 1)):
+        training = msgspec.structs.replace(bot.config.training, seed=seed)
+        seeded = Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+        train_adapter(seeded, TrainRequest(bot.data_dir / "train.jsonl", name=name, max_steps=4))
+    return bot
+
+
+@pytest.fixture()
+def engine(bot):
+    base = load_base_model(
+        bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
+        placement=Placement("cpu", "float32"),
+    )  # fmt: skip
+    engine = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref), max_batch=8)
+    yield engine
+    engine.close()
+
+
+def test_batched_requests_answer_as_they_would_alone(engine: GenerationEngine) -> None:
+    alone = [engine.generate(ask(q), GREEDY).text for q in QUESTIONS]
+    streams = []
+    for question in QUESTIONS:  # staggered: later ones join a batch already decoding
+        streams.append(engine.submit(ask(question), GREEDY))
+        time.sleep(0.02)
+    assert [s.generation().text for s in streams] == alone
+    assert len(set(alone)) > 1, "different questions, different answers"
+
+
+def test_one_batch_mixes_adapters_and_each_row_gets_its_own(engine: GenerationEngine) -> None:
+    adapters = [None, AdapterRef("style", 1), AdapterRef("terse", 1)]
+    alone = {
+        (q, str(a)): engine.generate(ask(q), GREEDY, a).text
+        for q in QUESTIONS[:4]
+        for a in adapters
+    }
+    assert len({alone[(QUESTIONS[0], str(a))] for a in adapters}) == 3, "the adapters differ"
+    streams = {
+        (q, str(a)): engine.submit(ask(q), GREEDY, a) for q in QUESTIONS[:4] for a in adapters
+    }
+    together = {key: stream.generation() for key, stream in streams.items()}
+    assert {key: g.text for key, g in together.items()} == alone
+    assert {str(g.adapter) for g in together.values()} == {"None", "style@1", "terse@1"}
+    assert engine.loaded_adapters() == ["style@1", "terse@1"]
+
+
+def test_streamed_deltas_add_up_to_the_answer(engine: GenerationEngine) -> None:
+    stream = engine.submit(ask(QUESTIONS[0]), GREEDY)
+    deltas = list(stream)
+    assert len(deltas) > 1 and "".join(deltas).strip() == stream.result.text
+    assert stream.result.completion_tokens >= 1
+
+
+def test_a_stop_string_ends_the_answer_before_it(engine: GenerationEngine) -> None:
+    full = engine.generate(ask(QUESTIONS[1]), GREEDY)
+    words = full.text.split()
+    assert len(words) >= 3, full.text
+    stop = words[2]
+    stream = engine.submit(ask(QUESTIONS[1]), GREEDY, stop=[stop])
+    streamed = "".join(stream)
+    assert stream.result.finish_reason == "stop"
+    assert stop not in stream.result.text and full.text.startswith(stream.result.text)
+    assert stop not in streamed
+
+
+def test_a_cancelled_request_frees_its_row(engine: GenerationEngine) -> None:
+    long = GenerationSettings(max_new_tokens=400)
+    stream = engine.submit(ask(QUESTIONS[3]), long)
+    assert stream.next_delta(timeout=30) is not None
+    stream.cancel()
+    assert stream.generation().completion_tokens < 400
+    deadline = time.monotonic() + 10
+    while engine.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.running == 0
+
+
+def test_a_request_past_its_timeout_fails(engine: GenerationEngine) -> None:
+    stream = engine.submit(ask(QUESTIONS[3]), GenerationSettings(max_new_tokens=400), timeout=0.2)
+    with pytest.raises(GenerationTimeoutError, match="timeout"):
+        stream.generation()
+
+
+def test_a_full_queue_refuses_with_retry_after(bot) -> None:
+    base = load_base_model(
+        bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
+        placement=Placement("cpu", "float32"),
+    )  # fmt: skip
+    engine = GenerationEngine(base, max_batch=1, max_waiting=2)
+    try:
+        long = GenerationSettings(max_new_tokens=300)
+        streams = [engine.submit(ask(QUESTIONS[0]), long)]
+        streams[0].next_delta(timeout=30)  # running: the next two wait
+        streams += [engine.submit(ask(q), long) for q in QUESTIONS[1:3]]
+        with pytest.raises(EngineBusyError) as refused:
+            engine.submit(ask(QUESTIONS[3]), long)
+        assert refused.value.retry_after >= 1
+        for stream in streams:
+            stream.cancel()
+    finally:
+        engine.close()
+
+
+def test_a_promoted_version_is_a_new_identity(bot, engine: GenerationEngine) -> None:
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("style", 1)
+    first = engine.generate(ask("Hi"), GREEDY, AdapterRef("style"))
+    assert first.adapter == AdapterRef("style", 1)
+    train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="style", max_steps=2))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("style", 2)
+    second = engine.generate(ask("Hi"), GREEDY, AdapterRef("style"))
+    assert second.adapter == AdapterRef("style", 2)
+    assert {"style@1", "style@2"} <= set(engine.loaded_adapters())
