@@ -8,14 +8,18 @@ from pathlib import Path
 
 
 class HybridError(Exception):
-    """Base of every deliberate hybrid error. `code` is stable and machine-readable."""
+    """Base of every deliberate hybrid error. `code` is stable and machine-readable;
+    `status` is the HTTP status the server answers it with; `param` names the request
+    field at fault, when one is."""
 
     code = "hybrid_error"
+    status = 400
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.param = param
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
@@ -25,6 +29,7 @@ class ConfigError(HybridError):
     """A hybrid.toml that cannot be read or holds a wrong value."""
 
     code = "invalid_config"
+    status = 500
 
     def __init__(
         self,
@@ -46,9 +51,11 @@ class BotNotFoundError(HybridError):
     """No bot folder (a folder holding hybrid.toml) where one was looked for."""
 
     code = "bot_not_found"
+    status = 500
 
 
 class ModelLoadError(HybridError):
     """A base model or embedder that cannot be found or loaded."""
 
     code = "model_load_failed"
+    status = 500

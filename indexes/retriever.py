@@ -51,6 +51,7 @@ class Ranked:
 
 class IndexNotReadyError(HybridError):
     code = "index_not_ready"
+    status = 503
 
 
 def _not_synced() -> IndexNotReadyError:

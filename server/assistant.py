@@ -1,10 +1,19 @@
-"""The assistant: retrieve -> build the prompt -> generate -> cite. Plain Python with no
-web imports; the CLI's `hybrid ask` and the HTTP server both answer through it."""
+"""The assistant: retrieve -> build the prompt within the context budget -> generate with
+the chosen adapter -> cite -> log. Plain Python with no web imports; `hybrid ask` and
+the HTTP server both answer through it.
+
+A conversation's last user turn is the question: it is what the retriever searches for
+and it is never cut. The bot's own system prompt leads every prompt (it is the one its
+adapters were trained with), so a client's system messages are left out. When the prompt
+would leave no room for a full-length answer, the lowest-ranked sources go first, then
+the oldest turns of the conversation.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +22,8 @@ from hybrid.errors import HybridError
 from hybrid.prompt import build_messages
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
+from server.engine import TokenStream
+from server.interactions import Interaction, InteractionLog
 
 
 class TokenBudget(Protocol):
@@ -23,8 +34,31 @@ class TokenBudget(Protocol):
     def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
 
 
+class StreamingGenerator(Generator, Protocol):
+    """A Generator that can also stream (the GenerationEngine)."""
+
+    def submit(
+        self,
+        messages: Sequence[Message],
+        settings: GenerationSettings,
+        adapter: AdapterRef | None = None,
+        *,
+        stop: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> TokenStream: ...
+
+
+@dataclass(frozen=True)
+class Prompt:
+    question: str
+    messages: list[Message]  # what the model is given
+    citations: list[Hit]  # the sources in it, best first
+    conversation: list[Message]  # what the client sent
+
+
 @dataclass(frozen=True)
 class Answer:
+    id: str
     question: str
     text: str
     citations: list[Hit]
@@ -43,6 +77,7 @@ class Assistant:
         retriever: Retriever | None = None,
         top_k: int = 3,
         budget: TokenBudget | None = None,
+        log: InteractionLog | None = None,
     ) -> None:
         self.generator = generator
         self.system_prompt = system_prompt
@@ -50,30 +85,174 @@ class Assistant:
         self.retriever = retriever
         self.top_k = top_k
         self.budget = budget
+        self.log = log
 
-    def answer(self, question: str, *, adapter: AdapterRef | None = None) -> Answer:
-        question = question.strip()
+    def prepare(
+        self, conversation: str | Sequence[Message], settings: GenerationSettings | None = None
+    ) -> Prompt:
+        """Retrieve for the last user turn and build the prompt that fits."""
+        turns = (
+            [Message("user", conversation)] if isinstance(conversation, str) else list(conversation)
+        )
+        if not turns or turns[-1].role != "user":
+            raise HybridError("the conversation must end with a user message", param="messages")
+        question = turns[-1].content.strip()
         if not question:
-            raise HybridError("the question is empty")
-        started = time.perf_counter()
+            raise HybridError("the question is empty", param="messages")
+        history = [turn for turn in turns[:-1] if turn.role != "system"]
         sources = self.retriever.search(question, self.top_k) if self.retriever else []
-        messages = build_messages(self.system_prompt, question, sources)
-        while sources and not self._fits(messages):
-            sources = sources[:-1]  # drop the lowest-ranked source, never the question
-            messages = build_messages(self.system_prompt, question, sources)
-        generation = self.generator.generate(messages, self.settings, adapter)
-        return Answer(
-            question=question,
+        answer_room = (settings or self.settings).max_new_tokens
+
+        def build() -> list[Message]:
+            return build_messages(self.system_prompt, question, sources, history)
+
+        messages = build()
+        while (sources or history) and not self._fits(messages, answer_room):
+            if sources:
+                sources = sources[:-1]  # the lowest-ranked source first
+            else:
+                history = history[1:]  # then the oldest turn; never the question
+            messages = build()
+        return Prompt(question, messages, list(sources), turns)
+
+    def answer(
+        self,
+        conversation: str | Sequence[Message],
+        *,
+        adapter: AdapterRef | None = None,
+        settings: GenerationSettings | None = None,
+    ) -> Answer:
+        started = time.perf_counter()
+        settings = settings or self.settings
+        prompt = self.prepare(conversation, settings)
+        try:
+            generation = self.generator.generate(prompt.messages, settings, adapter)
+        except HybridError as exc:
+            self._log_failure(_new_id(), prompt, adapter, started, exc)
+            raise
+        return self._finish(_new_id(), prompt, generation, started)
+
+    def stream(
+        self,
+        conversation: str | Sequence[Message],
+        *,
+        adapter: AdapterRef | None = None,
+        settings: GenerationSettings | None = None,
+        stop: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> AnswerStream:
+        """Like answer(), with the text as it is generated. Needs a StreamingGenerator."""
+        started = time.perf_counter()
+        settings = settings or self.settings
+        prompt = self.prepare(conversation, settings)
+        generator: StreamingGenerator = self.generator  # type: ignore[assignment]
+        tokens = generator.submit(prompt.messages, settings, adapter, stop=stop, timeout=timeout)
+        return AnswerStream(self, _new_id(), prompt, adapter, tokens, started)
+
+    def _fits(self, messages: Sequence[Message], answer_room: int) -> bool:
+        """Whether the prompt leaves room for a full-length answer."""
+        if self.budget is None:
+            return True
+        return self.budget.prompt_tokens(messages) + answer_room <= self.budget.context_window
+
+    def _finish(
+        self, answer_id: str, prompt: Prompt, generation: Generation, started: float
+    ) -> Answer:
+        answer = Answer(
+            id=answer_id,
+            question=prompt.question,
             text=generation.text,
-            citations=sources,
+            citations=prompt.citations,
             adapter=generation.adapter,
             generation=generation,
             seconds=time.perf_counter() - started,
         )
+        if self.log is not None:
+            self.log.record(
+                Interaction(
+                    id=answer.id,
+                    question=answer.question,
+                    messages=prompt.conversation,
+                    chunk_ids=[hit.chunk_id for hit in answer.citations],
+                    adapter=answer.adapter,
+                    answer=answer.text,
+                    finish_reason=generation.finish_reason,
+                    prompt_tokens=generation.prompt_tokens,
+                    completion_tokens=generation.completion_tokens,
+                    seconds=answer.seconds,
+                )
+            )
+        return answer
 
-    def _fits(self, messages: Sequence[Message]) -> bool:
-        """Whether the prompt leaves room for a full-length answer."""
-        if self.budget is None:
-            return True
-        needed = self.budget.prompt_tokens(messages) + self.settings.max_new_tokens
-        return needed <= self.budget.context_window
+    def _log_failure(
+        self,
+        answer_id: str,
+        prompt: Prompt,
+        adapter: AdapterRef | None,
+        started: float,
+        error: BaseException,
+    ) -> None:
+        if self.log is None:
+            return
+        self.log.record(
+            Interaction(
+                id=answer_id,
+                question=prompt.question,
+                messages=prompt.conversation,
+                chunk_ids=[hit.chunk_id for hit in prompt.citations],
+                adapter=adapter,
+                answer="",
+                finish_reason=None,
+                prompt_tokens=None,
+                completion_tokens=None,
+                seconds=time.perf_counter() - started,
+                error=str(error),
+            )
+        )
+
+
+class AnswerStream:
+    """Iterate for the answer's text as it is generated; `answer` is set (and logged)
+    once the iteration ends. `cancel()` stops the generation at its next step."""
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        answer_id: str,
+        prompt: Prompt,
+        adapter: AdapterRef | None,
+        tokens: TokenStream,
+        started: float,
+    ) -> None:
+        self.id = answer_id
+        self.prompt = prompt
+        self.answer: Answer | None = None
+        self._assistant = assistant
+        self._adapter = adapter
+        self._tokens = tokens
+        self._started = started
+
+    def __iter__(self) -> Iterator[str]:
+        while (delta := self.next_delta()) is not None:
+            yield delta
+
+    def next_delta(self, timeout: float | None = None) -> str | None:
+        """The next piece of text, or None at the end (then `answer` is set)."""
+        try:
+            delta = self._tokens.next_delta(timeout)
+        except HybridError as exc:
+            self._assistant._log_failure(self.id, self.prompt, self._adapter, self._started, exc)
+            raise
+        if delta is None and self.answer is None:
+            assert self._tokens.result is not None
+            self.answer = self._assistant._finish(
+                self.id, self.prompt, self._tokens.result, self._started
+            )
+        return delta
+
+    def cancel(self) -> None:
+        self._tokens.cancel()
+
+
+def _new_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"

@@ -36,6 +36,7 @@ BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 class EngineBusyError(HybridError):
     code = "rate_limit_exceeded"
+    status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, hint=f"retry in {retry_after} s")
@@ -44,6 +45,7 @@ class EngineBusyError(HybridError):
 
 class GenerationTimeoutError(HybridError):
     code = "timeout"
+    status = 504
 
 
 @dataclass

@@ -32,6 +32,7 @@ MANIFEST = "hybrid-adapter.json"
 
 class AdapterNotFoundError(HybridError):
     code = "adapter_not_found"
+    status = 404
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,122 @@
+"""Every answer the assistant gives, logged to the bot's sqlite database: the request,
+the retrieved chunk ids, the adapter version, the answer, latency and token counts, and
+later the user's feedback on it. These rows are what adapters are retrained from.
+
+With `redact` on, e-mail addresses, phone numbers and card numbers in the question,
+the conversation and the answer are replaced by placeholders before they are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybrid.database import open_database
+from hybrid.types import AdapterRef, Message
+from training.pii import redact
+
+
+def _migration_1(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE interactions ("
+        "id TEXT PRIMARY KEY, created_at REAL NOT NULL, adapter TEXT, question TEXT NOT NULL, "
+        "messages TEXT NOT NULL, chunk_ids TEXT NOT NULL, answer TEXT NOT NULL, "
+        "finish_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, "
+        "latency_ms REAL NOT NULL, error TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE feedback ("
+        "id INTEGER PRIMARY KEY, interaction_id TEXT NOT NULL REFERENCES interactions(id), "
+        "created_at REAL NOT NULL, rating INTEGER NOT NULL, corrected_answer TEXT, "
+        "comment TEXT)"
+    )
+
+
+@dataclass(frozen=True)
+class Interaction:
+    id: str
+    question: str
+    messages: list[Message]  # the conversation as the client sent it
+    chunk_ids: list[str]
+    adapter: AdapterRef | None
+    answer: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    seconds: float
+    error: str | None = None
+
+
+class InteractionLog:
+    """One connection shared by the server's threads (writes are short and serialised)."""
+
+    def __init__(
+        self, database: Path, *, redact_pii: bool = False, pii_allowed: Sequence[str] = ()
+    ) -> None:
+        self.db = open_database(database, "interactions", [_migration_1])
+        self.redact_pii = redact_pii
+        self.pii_allowed = tuple(pii_allowed)  # the company's own public contacts
+        self._lock = threading.Lock()
+
+    def record(self, interaction: Interaction) -> None:
+        clean = self._clean
+        messages = [{"role": m.role, "content": clean(m.content)} for m in interaction.messages]
+        with self._lock, self.db:
+            self.db.execute(
+                "INSERT INTO interactions (id, created_at, adapter, question, messages, "
+                "chunk_ids, answer, finish_reason, prompt_tokens, completion_tokens, "
+                "latency_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    interaction.id,
+                    time.time(),
+                    str(interaction.adapter) if interaction.adapter else None,
+                    clean(interaction.question),
+                    json.dumps(messages, ensure_ascii=False),
+                    json.dumps(interaction.chunk_ids),
+                    clean(interaction.answer),
+                    interaction.finish_reason,
+                    interaction.prompt_tokens,
+                    interaction.completion_tokens,
+                    round(interaction.seconds * 1000, 1),
+                    interaction.error,
+                ],
+            )
+
+    def exists(self, interaction_id: str) -> bool:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT 1 FROM interactions WHERE id = ?", [interaction_id]
+            ).fetchone()
+        return row is not None
+
+    def add_feedback(
+        self,
+        interaction_id: str,
+        rating: int,
+        corrected_answer: str | None = None,
+        comment: str | None = None,
+    ) -> int:
+        with self._lock, self.db:
+            cursor = self.db.execute(
+                "INSERT INTO feedback (interaction_id, created_at, rating, corrected_answer, "
+                "comment) VALUES (?, ?, ?, ?, ?)",
+                [
+                    interaction_id,
+                    time.time(),
+                    rating,
+                    self._clean(corrected_answer) if corrected_answer is not None else None,
+                    self._clean(comment) if comment is not None else None,
+                ],
+            )
+        return int(cursor.lastrowid)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self.pii_allowed) if self.redact_pii else text
