@@ -161,6 +161,21 @@ class EvaluationSettings(_Section):
                 raise ValueError(message) from None
 
 
+class ServerSettings(_Section):
+    """`hybrid serve`: where it listens and how much work it takes at once."""
+
+    # Loopback by default; any other address needs API keys (or --insecure).
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    # Requests decoded together, and requests allowed to wait beyond those (then 429).
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    max_waiting: Annotated[int, msgspec.Meta(ge=0)] = 64
+    # Seconds one answer may take before it is abandoned (504).
+    request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    # Replace e-mail addresses, phone numbers and card numbers in the interaction log.
+    redact_logs: bool = False
+
+
 class Config(_Section):
     bot: BotSettings = BotSettings()
     models: ModelSettings = ModelSettings()
@@ -169,6 +184,7 @@ class Config(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    server: ServerSettings = ServerSettings()
 
 
 def load_config(file: Path) -> Config:

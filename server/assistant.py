@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,7 @@ class StreamingGenerator(Generator, Protocol):
         *,
         stop: Sequence[str] = (),
         timeout: float | None = None,
+        asynchronous: bool = False,
     ) -> TokenStream: ...
 
 
@@ -140,13 +141,24 @@ class Assistant:
         settings: GenerationSettings | None = None,
         stop: Sequence[str] = (),
         timeout: float | None = None,
+        prompt: Prompt | None = None,
+        asynchronous: bool = False,
     ) -> AnswerStream:
-        """Like answer(), with the text as it is generated. Needs a StreamingGenerator."""
+        """Like answer(), with the text as it is generated (read with `async for` if
+        `asynchronous`, then call on the event loop with a `prompt` from prepare(), which
+        may block). Needs a StreamingGenerator."""
         started = time.perf_counter()
         settings = settings or self.settings
-        prompt = self.prepare(conversation, settings)
+        prompt = prompt or self.prepare(conversation, settings)
         generator: StreamingGenerator = self.generator  # type: ignore[assignment]
-        tokens = generator.submit(prompt.messages, settings, adapter, stop=stop, timeout=timeout)
+        tokens = generator.submit(
+            prompt.messages,
+            settings,
+            adapter,
+            stop=stop,
+            timeout=timeout,
+            asynchronous=asynchronous,
+        )
         return AnswerStream(self, _new_id(), prompt, adapter, tokens, started)
 
     def _fits(self, messages: Sequence[Message], answer_room: int) -> bool:
@@ -236,19 +248,35 @@ class AnswerStream:
         while (delta := self.next_delta()) is not None:
             yield delta
 
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while (delta := await self.anext_delta()) is not None:
+            yield delta
+
     def next_delta(self, timeout: float | None = None) -> str | None:
         """The next piece of text, or None at the end (then `answer` is set)."""
         try:
-            delta = self._tokens.next_delta(timeout)
+            return self._settle(self._tokens.next_delta(timeout))
         except HybridError as exc:
-            self._assistant._log_failure(self.id, self.prompt, self._adapter, self._started, exc)
+            self._fail(exc)
             raise
+
+    async def anext_delta(self) -> str | None:
+        try:
+            return self._settle(await self._tokens.anext_delta())
+        except HybridError as exc:
+            self._fail(exc)
+            raise
+
+    def _settle(self, delta: str | None) -> str | None:
         if delta is None and self.answer is None:
             assert self._tokens.result is not None
             self.answer = self._assistant._finish(
                 self.id, self.prompt, self._tokens.result, self._started
             )
         return delta
+
+    def _fail(self, error: HybridError) -> None:
+        self._assistant._log_failure(self.id, self.prompt, self._adapter, self._started, error)
 
     def cancel(self) -> None:
         self._tokens.cancel()

@@ -15,11 +15,12 @@ past `max_waiting`, submit raises EngineBusyError (HTTP 429).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,7 @@ class _Request:
     adapter_path: str | None
     deadline: float | None
     sampler: TokenSampler
-    events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    events: Any = field(default_factory=queue.SimpleQueue)  # or an _AsyncEvents
     cancelled: threading.Event = field(default_factory=threading.Event)
     answer_ids: list[int] = field(default_factory=list)  # the answer's tokens (no end token)
     sampled: int = 0  # tokens generated, an end token included
@@ -70,10 +71,25 @@ class _Request:
         return str(self.adapter) if self.adapter is not None else BASE
 
 
+class _AsyncEvents:
+    """A request's events for a consumer on an asyncio loop: the worker thread hands
+    each one to the loop, so no thread waits per stream."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, event: object) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    async def get(self) -> object:
+        return await self.queue.get()
+
+
 class TokenStream:
-    """One request's output: iterate for text deltas; `result` is the Generation once
-    the iteration ends. `cancel()` (e.g. the client went away) frees its batch row at
-    the next step."""
+    """One request's output: iterate for text deltas (`async for` when submitted with
+    asynchronous=True); `result` is the Generation once the iteration ends. `cancel()`
+    (e.g. the client went away) frees its batch row at the next step."""
 
     def __init__(self, request: _Request) -> None:
         self._request = request
@@ -83,16 +99,28 @@ class TokenStream:
         while (delta := self.next_delta()) is not None:
             yield delta
 
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while (delta := await self.anext_delta()) is not None:
+            yield delta
+
     def next_delta(self, timeout: float | None = None) -> str | None:
         """The next piece of text, or None at the end (then `result` is set)."""
         if self.result is not None:
             return None
-        event = self._request.events.get(timeout=timeout)
+        return self._take(self._request.events.get(timeout=timeout))
+
+    async def anext_delta(self) -> str | None:
+        if self.result is not None:
+            return None
+        return self._take(await self._request.events.get())
+
+    def _take(self, event: object) -> str | None:
         if isinstance(event, BaseException):
             raise event
         if isinstance(event, Generation):
             self.result = event
             return None
+        assert isinstance(event, str)
         return event
 
     def cancel(self) -> None:
@@ -164,9 +192,11 @@ class GenerationEngine:
         *,
         stop: Sequence[str] = (),
         timeout: float | None = None,
+        asynchronous: bool = False,
     ) -> TokenStream:
-        """Queue a request; its tokens arrive on the returned stream. Raises at once for
-        an unknown adapter, a prompt longer than the context, or a full queue."""
+        """Queue a request; its tokens arrive on the returned stream (read it with
+        `async for` if `asynchronous`, which must be called on the event loop). Raises at
+        once for an unknown adapter, a prompt longer than the context, or a full queue."""
         record = self._resolve(adapter)
         prompt_ids = self._prompt_ids(messages)
         room = self.context_window - len(prompt_ids)
@@ -185,6 +215,7 @@ class GenerationEngine:
             adapter_path=str(record.path) if record else None,
             deadline=time.monotonic() + timeout if timeout else None,
             sampler=TokenSampler(settings, self._whitespace_ids),
+            events=_AsyncEvents() if asynchronous else queue.SimpleQueue(),
         )
         with self._wake:
             if self._closed:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
 import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from hybrid import Bot, Hit, init_bot
@@ -62,3 +67,33 @@ def arm(target: str, on_call: int) -> None:
         return original(*args, **kwargs)
 
     setattr(owner, name, tripwire)
+
+
+@contextlib.contextmanager
+def serving(app, ready_path: str = "/healthz", timeout: float = 120) -> Iterator[str]:
+    """Run `app` with uvicorn on a free loopback port in a thread; yield its base URL
+    once `ready_path` answers 200, and shut the server down afterwards."""
+    import httpx
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(url + ready_path, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{url}{ready_path} never became ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+        sock.close()

@@ -1,0 +1,46 @@
+"""The Litestar app: `create_app(bot)` builds it; a lifespan loads the model and the
+retriever in the background (GET /healthz says 503 until then) and frees them at
+shutdown. Routes live in server/routes/; what they share is `ServerState`, injected as
+`server`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from hybrid.bot import Bot
+from server.http_errors import EXCEPTION_HANDLERS
+from server.routes import chat, health
+from server.state import ServerState
+
+MAX_BODY_BYTES = 64 * 1024 * 1024  # uploads of training files; larger bodies get 413
+
+
+def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
+    server = state or ServerState(bot)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        loader = threading.Thread(target=server.load, name="load", daemon=True)
+        loader.start()
+        try:
+            yield
+        finally:
+            loader.join()
+            server.close()
+
+    return Litestar(
+        route_handlers=[*chat.ROUTES, *health.ROUTES],
+        dependencies={"server": Provide(lambda: server, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title=f"hybrid: {bot.config.bot.name}", version="1", path="/schema"
+        ),
+    )

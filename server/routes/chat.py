@@ -1,0 +1,190 @@
+"""OpenAI-compatible chat: GET /v1/models and POST /v1/chat/completions.
+
+`model` names the base model (the bot's `models.base`), an adapter (`name`: its active
+version) or an adapter version (`name@version`). The request is checked, the sources
+retrieved and the prompt queued before any byte is sent, so every refusal is a plain
+error response; a stream then always ends with `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import anyio
+import msgspec
+from litestar import Response, get, post
+from litestar.response import Stream
+
+from hybrid.errors import HybridError
+from hybrid.types import AdapterRef, Message
+from server.assistant import Answer, AnswerStream
+from server.http_errors import error_response
+from server.schemas import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Citation,
+    Delta,
+    Model,
+    ModelList,
+    Usage,
+)
+from server.state import ServerState
+
+
+class ModelNotFoundError(HybridError):
+    code = "model_not_found"
+    status = 404
+
+
+@get("/v1/models", sync_to_thread=True)
+def list_models(server: ServerState) -> ModelList:
+    models = [Model(id=server.base_model_id, created=server.started_at, owned_by="hybrid")]
+    for record in server.registry().list():
+        if record.status == "retired":
+            continue
+        created = int(record.created_at)
+        if record.status == "active":
+            models.append(Model(id=record.name, created=created, owned_by="hybrid"))
+        models.append(Model(id=str(record.ref), created=created, owned_by="hybrid"))
+    return ModelList(data=models)
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(
+    data: ChatCompletionRequest, server: ServerState
+) -> Response[ChatCompletion] | Stream:
+    assistant = server.ready()
+    adapter = _adapter_for(server, data.model)
+    settings = msgspec.structs.replace(
+        server.bot.config.generation,
+        **{
+            key: value
+            for key, value in {
+                "max_new_tokens": data.max_completion_tokens or data.max_tokens,
+                "temperature": data.temperature,
+                "top_p": data.top_p,
+                "seed": data.seed,
+            }.items()
+            if value is not None
+        },
+    )
+    conversation = [
+        Message("system" if m.role == "developer" else m.role, m.text())  # type: ignore[arg-type]
+        for m in data.messages
+    ]
+    prompt = await anyio.to_thread.run_sync(assistant.prepare, conversation, settings)
+    stream = assistant.stream(
+        conversation,
+        adapter=adapter,
+        settings=settings,
+        stop=data.stop_strings(),
+        timeout=server.bot.config.server.request_timeout,
+        prompt=prompt,
+        asynchronous=True,
+    )
+    if data.stream:
+        include_usage = bool(data.stream_options and data.stream_options.include_usage)
+        return Stream(
+            _events(stream, data.model, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        async for _ in stream:
+            pass
+    finally:
+        stream.cancel()  # a no-op once finished; frees the row if the client left
+    assert stream.answer is not None
+    return Response(_completion(stream.answer, data.model))
+
+
+def _adapter_for(server: ServerState, model: str) -> AdapterRef | None:
+    if model == server.base_model_id:
+        return None
+    try:
+        ref = AdapterRef.parse(model)
+        server.find_adapter(ref)
+    except HybridError:
+        raise ModelNotFoundError(
+            f"the model {model!r} does not exist",
+            hint="GET /v1/models lists the base model and the adapters",
+            param="model",
+        ) from None
+    return ref
+
+
+async def _events(stream: AnswerStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+    created = int(time.time())
+
+    def chunk(choices: list[ChunkChoice], **extra: object) -> bytes:
+        body = ChatCompletionChunk(
+            id=stream.id, created=created, model=model, choices=choices, **extra
+        )
+        return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+    try:
+        yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
+        async for delta in stream:
+            yield chunk([ChunkChoice(delta=Delta(content=delta))])
+        answer = stream.answer
+        assert answer is not None
+        yield chunk(
+            [ChunkChoice(delta=Delta(), finish_reason=answer.generation.finish_reason)],
+            citations=_citations(answer),
+        )
+        if include_usage:
+            yield chunk([], usage=_usage(answer))
+    except HybridError as exc:  # after the stream started: an error event, then [DONE]
+        body = error_response(exc.status, exc.message, code=exc.code).content
+        yield b"data: " + msgspec.json.encode(body) + b"\n\n"
+    finally:
+        stream.cancel()  # a no-op once finished; frees the row if the client left
+    yield b"data: [DONE]\n\n"
+
+
+def _completion(answer: Answer, model: str) -> ChatCompletion:
+    return ChatCompletion(
+        id=answer.id,
+        created=int(time.time()),
+        model=model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=answer.text),
+                finish_reason=answer.generation.finish_reason,
+            )
+        ],
+        usage=_usage(answer),
+        citations=_citations(answer),
+    )
+
+
+def _usage(answer: Answer) -> Usage:
+    generation = answer.generation
+    return Usage(
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        total_tokens=generation.prompt_tokens + generation.completion_tokens,
+    )
+
+
+def _citations(answer: Answer) -> list[Citation]:
+    return [
+        Citation(
+            index=number,
+            document_id=hit.document_id,
+            chunk_id=hit.chunk_id,
+            title=hit.title,
+            source=hit.source,
+            text=hit.text,
+            score=hit.score,
+        )
+        for number, hit in enumerate(answer.citations, start=1)
+    ]
+
+
+ROUTES = [list_models, chat_completions]

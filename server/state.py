@@ -1,0 +1,106 @@
+"""What the server holds while it runs: the bot, and once loaded, the generation engine,
+the assistant and the interaction log. Loading (the base model, the retriever) happens
+in a background thread, so the server answers /healthz with 503 until it is ready."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hybrid.bot import Bot
+from hybrid.errors import HybridError
+from hybrid.hardware import choose_placement
+from hybrid.types import AdapterRef
+from indexes import IndexNotReadyError, open_retriever
+from server.assistant import Assistant
+from server.engine import GenerationEngine
+from server.interactions import InteractionLog
+from training import AdapterRecord, AdapterRegistry, load_base_model
+
+
+class NotReadyError(HybridError):
+    code = "loading"
+    status = 503
+
+
+@dataclass
+class ServerState:
+    bot: Bot
+    status: Literal["loading", "ok", "failed"] = "loading"
+    detail: str | None = None
+    started_at: int = field(default_factory=lambda: int(time.time()))
+    engine: GenerationEngine | None = None
+    assistant: Assistant | None = None
+    log: InteractionLog | None = None
+    _registries: threading.local = field(default_factory=threading.local)
+
+    @property
+    def base_model_id(self) -> str:
+        return self.bot.config.models.base
+
+    def ready(self) -> Assistant:
+        """The assistant, or NotReadyError (503) while loading or after a failed load."""
+        if self.assistant is None:
+            detail = f": {self.detail}" if self.detail else ""
+            raise NotReadyError(f"the server is {self.status}{detail}")
+        return self.assistant
+
+    def registry(self) -> AdapterRegistry:
+        """This thread's connection to the adapter registry (sqlite connections are not
+        shared between threads)."""
+        registry = getattr(self._registries, "registry", None)
+        if registry is None:
+            registry = AdapterRegistry(self.bot.database, self.bot.adapters_dir)
+            self._registries.registry = registry
+        return registry
+
+    def find_adapter(self, ref: AdapterRef) -> AdapterRecord:
+        return self.registry().get(ref)
+
+    def load(self) -> None:
+        """Load the model, the retriever (if the index was synced) and the log."""
+        try:
+            bot = self.bot
+            try:
+                retriever = open_retriever(bot)
+            except IndexNotReadyError:
+                retriever = None  # answers without sources until the first sync
+            models = bot.config.models
+            base = load_base_model(
+                models.base,
+                base_dir=bot.root,
+                models_dir=bot.models_dir,
+                placement=choose_placement(models.device, models.dtype),
+            )
+            server = bot.config.server
+            self.engine = GenerationEngine(
+                base,
+                adapters=self.find_adapter,
+                max_batch=server.max_batch,
+                max_waiting=server.max_waiting,
+            )
+            self.log = InteractionLog(
+                bot.database,
+                redact_pii=server.redact_logs,
+                pii_allowed=bot.config.training.pii_allowed,
+            )
+            self.assistant = Assistant(
+                self.engine,
+                system_prompt=bot.config.bot.system_prompt,
+                settings=bot.config.generation,
+                retriever=retriever,
+                top_k=bot.config.retrieval.top_k,
+                budget=self.engine,
+                log=self.log,
+            )
+            self.status = "ok"
+        except Exception as exc:  # reported by /healthz; the process stays up to say so
+            self.status, self.detail = "failed", str(exc)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        if self.log is not None:
+            self.log.close()

@@ -1,0 +1,110 @@
+"""The server with the official `openai` client, on a real loopback port: chat plain and
+streaming with citations and usage, the model list, and errors raised as the SDK's own
+exceptions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from support import make_bot, serving
+
+from indexes import embedder_for_bot, sync_index
+from server.app import create_app
+from training import AdapterRegistry, TrainRequest, train_adapter
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    bot = make_bot(
+        tmp_path_factory.mktemp("http") / "bot", base=str(tiny_model_dir), learning_rate=0.05
+    )
+    sync_index(bot, embedder_for_bot(bot))
+    train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="style", max_steps=3))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("style", 1)
+    return bot
+
+
+@pytest.fixture(scope="module")
+def url(bot):
+    with serving(create_app(bot)) as url:
+        yield url
+
+
+@pytest.fixture()
+def client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
+
+
+def test_a_plain_chat_answers_with_citations_and_usage(bot, client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=bot.config.models.base,
+        messages=[{"role": "user", "content": "How long do I have to return an item?"}],
+        max_tokens=8,
+    )
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    usage = completion.usage
+    assert usage.prompt_tokens > 20 and 1 <= usage.completion_tokens <= 8
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    citations = completion.model_extra["citations"]
+    assert citations and citations[0]["index"] == 1
+    assert {"document_id", "chunk_id", "title", "text"} <= set(citations[0])
+    assert completion.id.startswith("chatcmpl-")
+
+
+def test_streaming_sends_deltas_then_usage_then_done(bot, client: openai.OpenAI, url) -> None:
+    request = {
+        "model": "style",
+        "messages": [{"role": "user", "content": "Do you ship to Canada?"}],
+        "max_tokens": 8,
+    }
+    plain = client.chat.completions.create(**request)
+    chunks = list(
+        client.chat.completions.create(
+            **request, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() == plain.choices[0].message.content, "the same greedy answer"
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].model_extra["citations"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens >= 1
+    raw = httpx.post(f"{url}/v1/chat/completions", json={**request, "stream": True}).text
+    assert raw.rstrip().endswith("data: [DONE]")
+
+
+def test_models_lists_the_base_and_each_adapter(bot, client: openai.OpenAI) -> None:
+    ids = [model.id for model in client.models.list()]
+    assert ids == [bot.config.models.base, "style", "style@1"]
+
+
+def test_errors_raise_the_sdks_own_exceptions(bot, client: openai.OpenAI, url: str) -> None:
+    question = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="nope", messages=question)
+    assert missing.value.body["code"] == "model_not_found"
+    assert missing.value.body["param"] == "model"
+    with pytest.raises(openai.UnprocessableEntityError) as invalid:
+        client.chat.completions.create(model="style", messages=question, temperature=5)
+    assert "temperature" in invalid.value.message
+    with pytest.raises(openai.BadRequestError, match="end with a user message"):
+        client.chat.completions.create(
+            model="style", messages=[{"role": "assistant", "content": "Hello"}]
+        )
+    # A stream is refused before it starts: a plain JSON error, not an event stream.
+    refused = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": "nope", "messages": question, "stream": True},
+    )
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found"
+    for method, path, status in (("GET", "/v1/nothing", 404), ("GET", "/v1/chat/completions", 405)):
+        response = httpx.request(method, f"{url}{path}")
+        error = response.json()["error"]
+        assert response.status_code == status
+        assert error["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
+        assert error["message"] and "code" in error and "param" in error
