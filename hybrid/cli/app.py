@@ -17,6 +17,7 @@ from hybrid.cli import (
     index_command,
     init_command,
     search_command,
+    serve_command,
     train_command,
 )
 from hybrid.cli.output import stderr
@@ -60,6 +61,7 @@ app.add_typer(data_command.app, name="data")
 app.command("train")(train_command.train)
 app.add_typer(adapters_command.app, name="adapters")
 app.command("eval")(eval_command.evaluate)
+app.command("serve")(serve_command.serve)
 
 
 def main() -> None:

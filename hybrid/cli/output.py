@@ -22,8 +22,10 @@ def echo_json(payload: Any) -> None:
 def quiet_model_libraries() -> None:
     """Our spinners and bars are the progress display; transformers' and
     sentence-transformers' own bars would tear through them. bitsandbytes warns on import
-    that an optional CPU kernel package (fetched from a hub) is missing; it is optional."""
+    that an optional CPU kernel package (fetched from a hub) is missing; it is optional.
+    faiss reports which of its builds it loaded, at INFO, which a server's logging shows."""
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     # Deprecation notices about transformers' own internals (peft calls them) mean
     # nothing to someone training a bot.
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from hybrid.cli.context import current_bot
+from hybrid.cli.output import quiet_model_libraries, stderr
+from hybrid.errors import HybridError
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default: server.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure", help="Allow a non-loopback address with no API keys (anyone can call)."
+        ),
+    ] = False,
+) -> None:
+    """Serve the bot over HTTP: OpenAI-compatible chat (plain and streaming) with
+    citations, the model list and the bot's own routes. Stops with Ctrl-C."""
+    bot = current_bot(ctx)
+    host = host or bot.config.server.host
+    port = port or bot.config.server.port
+    if not _is_loopback(host) and not insecure:
+        raise HybridError(
+            f"refusing to listen on {host}: no API keys are configured, so anyone who "
+            "can reach it could use the bot",
+            hint="listen on 127.0.0.1, or pass --insecure if that is really wanted",
+        )
+    quiet_model_libraries()
+    import uvicorn
+
+    from server.app import create_app
+
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    stderr.print(
+        f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] "
+        f"(OpenAI base URL {url}/v1, API docs {url}/schema); loading the model…"
+    )
+    uvicorn.run(create_app(bot), host=host, port=port, log_level="warning")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
