@@ -139,3 +139,38 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "loading", "failed"]
     detail: str | None = None
+
+
+class FeedbackRequest(msgspec.Struct, kw_only=True):
+    completion_id: Annotated[str, msgspec.Meta(min_length=1)]
+    # 1 (bad) to 5 (good); `hybrid data export --from-logs --min-rating N` selects on it.
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    corrected_answer: str | None = None
+    comment: str | None = None
+
+
+class Feedback(msgspec.Struct, kw_only=True):
+    id: int
+    object: str = "feedback"
+    completion_id: str
+    rating: int
+
+
+class SearchRequest(msgspec.Struct, kw_only=True):
+    query: Annotated[str, msgspec.Meta(min_length=1)]
+    k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+
+
+class SearchHit(msgspec.Struct, kw_only=True):
+    chunk_id: str
+    document_id: str
+    title: str
+    source: str
+    text: str
+    score: float
+    heading_path: list[str]
+
+
+class SearchResult(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[SearchHit]

@@ -108,3 +108,43 @@ def test_errors_raise_the_sdks_own_exceptions(bot, client: openai.OpenAI, url: s
         assert response.status_code == status
         assert error["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
         assert error["message"] and "code" in error and "param" in error
+
+
+def test_feedback_is_tied_to_a_logged_answer(bot, client: openai.OpenAI, url: str) -> None:
+    import sqlite3
+
+    completion = client.chat.completions.create(
+        model="style", messages=[{"role": "user", "content": "Do gift cards expire?"}], max_tokens=4
+    )
+    given = httpx.post(
+        f"{url}/v1/feedback",
+        json={
+            "completion_id": completion.id,
+            "rating": 2,
+            "corrected_answer": "They never expire.",
+        },
+    )
+    assert given.status_code == 201 and given.json()["completion_id"] == completion.id
+    row = (
+        sqlite3.connect(bot.database)
+        .execute(
+            "SELECT i.question, i.adapter, f.rating, f.corrected_answer FROM feedback f "
+            "JOIN interactions i ON i.id = f.interaction_id WHERE i.id = ?",
+            [completion.id],
+        )
+        .fetchone()
+    )
+    assert row == ("Do gift cards expire?", "style@1", 2, "They never expire.")
+    unknown = httpx.post(f"{url}/v1/feedback", json={"completion_id": "chatcmpl-x", "rating": 3})
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "completion_id"
+    out_of_range = httpx.post(
+        f"{url}/v1/feedback", json={"completion_id": completion.id, "rating": 9}
+    )
+    assert out_of_range.status_code == 422 and out_of_range.json()["error"]["param"] == "rating"
+
+
+def test_search_returns_the_chunks_the_assistant_would_get(url: str) -> None:
+    response = httpx.post(f"{url}/v1/search", json={"query": "return window refund", "k": 2})
+    hits = response.json()["data"]
+    assert response.status_code == 200 and len(hits) == 2
+    assert hits[0]["document_id"] == "returns" and hits[0]["score"] >= hits[1]["score"]

@@ -1,0 +1,42 @@
+"""POST /v1/search: the chunks the assistant would be given for a query, best first."""
+
+from __future__ import annotations
+
+from litestar import post
+
+from hybrid.errors import HybridError
+from server.schemas import SearchHit, SearchRequest, SearchResult
+from server.state import ServerState
+
+
+class NoIndexError(HybridError):
+    code = "index_not_ready"
+    status = 503
+
+
+@post("/v1/search", status_code=200, sync_to_thread=True)
+def search(data: SearchRequest, server: ServerState) -> SearchResult:
+    retriever = server.ready().retriever
+    if retriever is None:
+        raise NoIndexError(
+            "the index is empty: nothing has been synced yet",
+            hint="run `hybrid index sync` (or POST /v1/index/sync)",
+        )
+    hits = retriever.search(data.query, data.k)
+    return SearchResult(
+        data=[
+            SearchHit(
+                chunk_id=hit.chunk_id,
+                document_id=hit.document_id,
+                title=hit.title,
+                source=hit.source,
+                text=hit.text,
+                score=hit.score,
+                heading_path=list(hit.heading_path),
+            )
+            for hit in hits
+        ]
+    )
+
+
+ROUTES = [search]
