@@ -119,6 +119,10 @@ class HybridRetriever:
         ranked = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
         return _hits(store, ranked[:k])
 
+    def version(self) -> int | None:
+        """The published index version searches read now (None before the first sync)."""
+        return self._store().published_version()
+
     def _fuse(self, rankings: list[tuple[float, list[Ranked]]]) -> list[Ranked]:
         scores: dict[int, float] = {}
         for weight, ranking in rankings:

@@ -15,7 +15,8 @@ from litestar.openapi import OpenAPIConfig
 
 from hybrid.bot import Bot
 from server.http_errors import EXCEPTION_HANDLERS
-from server.routes import chat, feedback, health, search
+from server.metrics import metrics_middleware
+from server.routes import chat, feedback, health, metrics, search
 from server.state import ServerState
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # uploads of training files; larger bodies get 413
@@ -35,7 +36,14 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
             server.close()
 
     return Litestar(
-        route_handlers=[*chat.ROUTES, *feedback.ROUTES, *search.ROUTES, *health.ROUTES],
+        route_handlers=[
+            *chat.ROUTES,
+            *feedback.ROUTES,
+            *search.ROUTES,
+            *health.ROUTES,
+            *metrics.ROUTES,
+        ],
+        middleware=[metrics_middleware(server.metrics)],
         dependencies={"server": Provide(lambda: server, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

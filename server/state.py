@@ -13,10 +13,11 @@ from hybrid.bot import Bot
 from hybrid.errors import HybridError
 from hybrid.hardware import choose_placement
 from hybrid.types import AdapterRef
-from indexes import IndexNotReadyError, open_retriever
+from indexes import HybridRetriever, IndexNotReadyError, open_retriever
 from server.assistant import Assistant
 from server.engine import GenerationEngine
 from server.interactions import InteractionLog
+from server.metrics import Metrics
 from training import AdapterRecord, AdapterRegistry, load_base_model
 
 
@@ -33,7 +34,9 @@ class ServerState:
     started_at: int = field(default_factory=lambda: int(time.time()))
     engine: GenerationEngine | None = None
     assistant: Assistant | None = None
+    retriever: HybridRetriever | None = None  # None until the index is first synced
     log: InteractionLog | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     _registries: threading.local = field(default_factory=threading.local)
 
     @property
@@ -64,9 +67,9 @@ class ServerState:
         try:
             bot = self.bot
             try:
-                retriever = open_retriever(bot)
+                self.retriever = open_retriever(bot)
             except IndexNotReadyError:
-                retriever = None  # answers without sources until the first sync
+                self.retriever = None  # answers without sources until the first sync
             models = bot.config.models
             base = load_base_model(
                 models.base,
@@ -90,7 +93,7 @@ class ServerState:
                 self.engine,
                 system_prompt=bot.config.bot.system_prompt,
                 settings=bot.config.generation,
-                retriever=retriever,
+                retriever=self.retriever,
                 top_k=bot.config.retrieval.top_k,
                 budget=self.engine,
                 log=self.log,

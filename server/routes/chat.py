@@ -90,7 +90,7 @@ async def chat_completions(
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         return Stream(
-            _events(stream, data.model, include_usage),
+            _events(server, stream, data.model, include_usage),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -100,6 +100,7 @@ async def chat_completions(
     finally:
         stream.cancel()  # a no-op once finished; frees the row if the client left
     assert stream.answer is not None
+    _count_tokens(server, stream.answer)
     return Response(_completion(stream.answer, data.model))
 
 
@@ -118,7 +119,9 @@ def _adapter_for(server: ServerState, model: str) -> AdapterRef | None:
     return ref
 
 
-async def _events(stream: AnswerStream, model: str, include_usage: bool) -> AsyncIterator[bytes]:
+async def _events(
+    server: ServerState, stream: AnswerStream, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
     created = int(time.time())
 
     def chunk(choices: list[ChunkChoice], **extra: object) -> bytes:
@@ -133,6 +136,7 @@ async def _events(stream: AnswerStream, model: str, include_usage: bool) -> Asyn
             yield chunk([ChunkChoice(delta=Delta(content=delta))])
         answer = stream.answer
         assert answer is not None
+        _count_tokens(server, answer)
         yield chunk(
             [ChunkChoice(delta=Delta(), finish_reason=answer.generation.finish_reason)],
             citations=_citations(answer),
@@ -145,6 +149,11 @@ async def _events(stream: AnswerStream, model: str, include_usage: bool) -> Asyn
     finally:
         stream.cancel()  # a no-op once finished; frees the row if the client left
     yield b"data: [DONE]\n\n"
+
+
+def _count_tokens(server: ServerState, answer: Answer) -> None:
+    generation = answer.generation
+    server.metrics.count_tokens(generation.prompt_tokens, generation.completion_tokens)
 
 
 def _completion(answer: Answer, model: str) -> ChatCompletion:

@@ -16,7 +16,8 @@ class NoIndexError(HybridError):
 
 @post("/v1/search", status_code=200, sync_to_thread=True)
 def search(data: SearchRequest, server: ServerState) -> SearchResult:
-    retriever = server.ready().retriever
+    server.ready()
+    retriever = server.retriever
     if retriever is None:
         raise NoIndexError(
             "the index is empty: nothing has been synced yet",

@@ -148,3 +148,23 @@ def test_search_returns_the_chunks_the_assistant_would_get(url: str) -> None:
     hits = response.json()["data"]
     assert response.status_code == 200 and len(hits) == 2
     assert hits[0]["document_id"] == "returns" and hits[0]["score"] >= hits[1]["score"]
+
+
+def test_metrics_count_requests_tokens_and_show_the_state(client: openai.OpenAI, url: str) -> None:
+    client.chat.completions.create(
+        model="style", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+    )
+    text = httpx.get(f"{url}/metrics").text
+    counted = [
+        line
+        for line in text.splitlines()
+        if line.startswith("hybrid_requests_total")
+        and 'route="/v1/chat/completions"' in line
+        and 'status="200"' in line
+    ]
+    assert counted and int(counted[0].rsplit(" ", 1)[1]) >= 1
+    assert 'hybrid_request_seconds_bucket{route="/v1/chat/completions",le="+Inf"}' in text
+    completion = next(line for line in text.splitlines() if 'kind="completion"' in line)
+    assert int(completion.rsplit(" ", 1)[1]) >= 1
+    assert "hybrid_index_version 1" in text and "hybrid_queue_depth 0" in text
+    assert 'hybrid_active_adapter{adapter="style@1"} 1' in text

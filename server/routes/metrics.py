@@ -1,0 +1,28 @@
+"""GET /metrics: Prometheus text (see server/metrics.py)."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+
+from server.state import ServerState
+
+
+@get("/metrics", sync_to_thread=True)
+def metrics(server: ServerState) -> Response[str]:
+    engine, retriever = server.engine, server.retriever
+    version = retriever.version() if retriever is not None else None
+    active = [str(r.ref) for r in server.registry().list() if r.status == "active"]
+    text = server.metrics.render(
+        gauges={
+            "hybrid_ready": 1 if server.status == "ok" else 0,
+            "hybrid_queue_depth": engine.queue_depth if engine else 0,
+            "hybrid_running_requests": engine.running if engine else 0,
+            "hybrid_index_version": version or 0,
+            "hybrid_loaded_adapters": len(engine.loaded_adapters()) if engine else 0,
+        },
+        labelled={"hybrid_active_adapter": ("adapter", active)},
+    )
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+ROUTES = [metrics]
