@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from support import edit, make_bot
 
+from hybrid import init_bot
+
 HYBRID = [sys.executable, "-m", "hybrid"]
 
 
@@ -223,3 +225,13 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     refused = run("-C", str(bot.root), "train", str(broken))
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "broken.jsonl:311" in refused.stderr and "--force" in refused.stderr
+
+
+def test_dash_c_also_makes_relative_paths_start_in_that_folder(tmp_path: Path) -> None:
+    bot = init_bot(tmp_path / "bot")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lint = run("-C", str(bot.root), "data", "lint", "data/train.jsonl", cwd=elsewhere)
+    assert lint.returncode == 0 and "310 examples" in lint.stdout, lint.stderr
+    missing = run("-C", str(tmp_path / "nope"), "index", "status")
+    assert missing.returncode == 1 and "is not a folder" in missing.stderr

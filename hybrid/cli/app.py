@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -21,7 +22,7 @@ from hybrid.cli import (
     train_command,
 )
 from hybrid.cli.output import stderr
-from hybrid.errors import HybridError
+from hybrid.errors import BotNotFoundError, HybridError
 
 app = typer.Typer(
     name="hybrid",
@@ -50,6 +51,12 @@ def options(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    if bot_dir is not None:
+        # Like `git -C`: relative paths in the command's arguments start there too.
+        if not bot_dir.is_dir():
+            raise BotNotFoundError(f"{bot_dir} is not a folder")
+        os.chdir(bot_dir)
+        bot_dir = Path.cwd()
     ctx.obj = bot_dir
 
 
