@@ -184,6 +184,11 @@ def prune(store: IndexStore, indexes_dir: Path, keep: int) -> list[int]:
     return dropped
 
 
+class SyncInProgressError(HybridError):
+    code = "sync_in_progress"
+    status = 409
+
+
 @contextmanager
 def _sync_lock(state_dir: Path) -> Iterator[None]:
     """One sync at a time per bot. The OS drops the lock when its holder dies."""
@@ -191,7 +196,7 @@ def _sync_lock(state_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise HybridError(
+            raise SyncInProgressError(
                 "another index sync is running for this bot", hint="wait for it to finish"
             ) from exc
         yield

@@ -13,8 +13,8 @@ from pathlib import Path
 from hybrid.bot import Bot
 from hybrid.errors import HybridError
 from hybrid.protocols import Embedder
-from indexes import IndexStore, SyncSummary, sync_index
-from indexes.store import DocumentRow
+from indexes import SyncSummary, sync_index
+from indexes.store import DocumentRow, IndexStore
 
 # Lower-case words, digits, - and _, in folders separated by /: also a safe file path.
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*")

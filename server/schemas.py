@@ -174,3 +174,49 @@ class SearchHit(msgspec.Struct, kw_only=True):
 class SearchResult(msgspec.Struct, kw_only=True):
     object: str = "list"
     data: list[SearchHit]
+
+
+class DocumentInfo(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "document"
+    title: str
+    source: str
+    metadata: dict[str, object]
+    updated_at: int
+
+
+class DocumentList(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[DocumentInfo]
+
+
+class DocumentBody(msgspec.Struct, kw_only=True):
+    title: Annotated[str, msgspec.Meta(min_length=1)]
+    text: Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class SyncInfo(msgspec.Struct, kw_only=True):
+    object: str = "index.sync"
+    version: int | None
+    previous: int | None
+    published: bool
+    added: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: int
+    chunks_embedded: int
+    chunks_reused: int
+    problems: list[str]
+    seconds: float
+
+
+class DocumentChange(msgspec.Struct, kw_only=True):
+    document: DocumentInfo | None
+    deleted: bool = False
+    sync: SyncInfo
+
+
+class IndexInfo(msgspec.Struct, kw_only=True):
+    object: str = "index"
+    version: int | None
+    documents: int

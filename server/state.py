@@ -4,6 +4,7 @@ in a background thread, so the server answers /healthz with 503 until it is read
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from typing import Literal
 from hybrid.bot import Bot
 from hybrid.errors import HybridError
 from hybrid.hardware import choose_placement
+from hybrid.protocols import Embedder
 from hybrid.types import AdapterRef
-from indexes import HybridRetriever, IndexNotReadyError, open_retriever
+from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, open_retriever
 from server.assistant import Assistant
 from server.engine import GenerationEngine
 from server.interactions import InteractionLog
@@ -38,6 +40,8 @@ class ServerState:
     log: InteractionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
     _registries: threading.local = field(default_factory=threading.local)
+    _embedder: Embedder | None = None
+    _embedder_lock: _thread.LockType = field(default_factory=threading.Lock)
 
     @property
     def base_model_id(self) -> str:
@@ -61,6 +65,22 @@ class ServerState:
 
     def find_adapter(self, ref: AdapterRef) -> AdapterRecord:
         return self.registry().get(ref)
+
+    def embedder(self) -> Embedder:
+        """The embedder syncs use: the retriever's, or a new one before the first sync."""
+        if self.retriever is not None:
+            return self.retriever.embedder
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = embedder_for_bot(self.bot)
+            return self._embedder
+
+    def index_changed(self) -> None:
+        """After a sync: the first one gives the assistant its retriever (later versions
+        are picked up by the retriever itself at its next search)."""
+        if self.retriever is None and self.assistant is not None:
+            self.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
+            self.assistant.retriever = self.retriever
 
     def load(self) -> None:
         """Load the model, the retriever (if the index was synced) and the log."""

@@ -1,0 +1,79 @@
+"""The documents and the index, changed while serving: GET/PUT/DELETE
+/v1/documents[/{id}], POST /v1/index/sync and GET /v1/index. A change publishes a new
+index version that the next search reads; no restart, and no search ever sees half of
+it."""
+
+from __future__ import annotations
+
+from litestar import delete, get, post, put
+
+from indexes import SyncSummary, sync_index
+from indexes.store import DocumentRow
+from server import documents
+from server.schemas import (
+    DocumentBody,
+    DocumentChange,
+    DocumentInfo,
+    DocumentList,
+    IndexInfo,
+    SyncInfo,
+)
+from server.state import ServerState
+
+
+@get("/v1/documents", sync_to_thread=True)
+def list_documents(server: ServerState) -> DocumentList:
+    return DocumentList(data=[_info(row) for row in documents.list_documents(server.bot)])
+
+
+@get("/v1/documents/{document_id:path}", sync_to_thread=False)
+def get_document(document_id: str, server: ServerState) -> DocumentInfo:
+    return _info(documents.get_document(server.bot, document_id.lstrip("/")))
+
+
+@put("/v1/documents/{document_id:path}", sync_to_thread=True)
+def put_document(document_id: str, data: DocumentBody, server: ServerState) -> DocumentChange:
+    change = documents.put_document(
+        server.bot, server.embedder(), document_id.lstrip("/"), data.title, data.text
+    )
+    server.index_changed()
+    assert change.document is not None
+    return DocumentChange(document=_info(change.document), sync=_sync_info(change.sync))
+
+
+@delete("/v1/documents/{document_id:path}", status_code=200, sync_to_thread=True)
+def delete_document(document_id: str, server: ServerState) -> DocumentChange:
+    change = documents.delete_document(server.bot, server.embedder(), document_id.lstrip("/"))
+    server.index_changed()
+    return DocumentChange(document=None, deleted=True, sync=_sync_info(change.sync))
+
+
+@post("/v1/index/sync", status_code=200, sync_to_thread=True)
+def sync(server: ServerState) -> SyncInfo:
+    summary = sync_index(server.bot, server.embedder())
+    server.index_changed()
+    return _sync_info(summary)
+
+
+@get("/v1/index", sync_to_thread=True)
+def index_info(server: ServerState) -> IndexInfo:
+    rows = documents.list_documents(server.bot)
+    version = server.retriever.version() if server.retriever else None
+    return IndexInfo(version=version, documents=len(rows))
+
+
+def _info(row: DocumentRow) -> DocumentInfo:
+    return DocumentInfo(
+        id=row.id,
+        title=row.title,
+        source=row.source,
+        metadata=row.metadata,
+        updated_at=int(row.updated_at),
+    )
+
+
+def _sync_info(summary: SyncSummary) -> SyncInfo:
+    return SyncInfo(**{**summary.to_dict(), "object": "index.sync"})
+
+
+ROUTES = [list_documents, get_document, put_document, delete_document, sync, index_info]
