@@ -4,13 +4,17 @@ exceptions."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import random
 from pathlib import Path
 
 import httpx
+import msgspec
 import openai
 import pytest
 from support import make_bot, serving
 
+from hybrid import Bot
 from indexes import embedder_for_bot, sync_index
 from server.app import create_app
 from training import AdapterRegistry, TrainRequest, train_adapter
@@ -22,7 +26,10 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
         tmp_path_factory.mktemp("http") / "bot", base=str(tiny_model_dir), learning_rate=0.05
     )
     sync_index(bot, embedder_for_bot(bot))
-    train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="style", max_steps=3))
+    for name, seed in (("style", 0), ("terse", 1)):
+        training = msgspec.structs.replace(bot.config.training, seed=seed)
+        seeded = Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+        train_adapter(seeded, TrainRequest(bot.data_dir / "train.jsonl", name=name, max_steps=3))
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         registry.promote("style", 1)
     return bot
@@ -80,7 +87,7 @@ def test_streaming_sends_deltas_then_usage_then_done(bot, client: openai.OpenAI,
 
 def test_models_lists_the_base_and_each_adapter(bot, client: openai.OpenAI) -> None:
     ids = [model.id for model in client.models.list()]
-    assert ids == [bot.config.models.base, "style", "style@1"]
+    assert ids == [bot.config.models.base, "style", "style@1", "terse@1"]
 
 
 def test_errors_raise_the_sdks_own_exceptions(bot, client: openai.OpenAI, url: str) -> None:
@@ -168,3 +175,33 @@ def test_metrics_count_requests_tokens_and_show_the_state(client: openai.OpenAI,
     assert int(completion.rsplit(" ", 1)[1]) >= 1
     assert "hybrid_index_version 1" in text and "hybrid_queue_depth 0" in text
     assert 'hybrid_active_adapter{adapter="style@1"} 1' in text
+
+
+def test_32_concurrent_streaming_clients_across_adapters_get_their_own_answers(
+    bot, client: openai.OpenAI
+) -> None:
+    models = [bot.config.models.base, "style", "terse@1"]
+    questions = ["Do you ship to Canada?", "Do gift cards expire?", "How do repairs work?",
+                 "Can I return a tent?"]  # fmt: skip
+    requests = [(models[i % 3], questions[i % 4]) for i in range(32)]
+    expected = {
+        key: client.chat.completions.create(
+            model=key[0], messages=[{"role": "user", "content": key[1]}], max_tokens=6
+        )
+        .choices[0]
+        .message.content
+        for key in set(requests)
+    }
+    assert len(set(expected.values())) > 4, "models and questions give different answers"
+
+    def streamed(key: tuple[str, str]) -> str:
+        chunks = client.chat.completions.create(
+            model=key[0], messages=[{"role": "user", "content": key[1]}], max_tokens=6,
+            stream=True,
+        )  # fmt: skip
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+
+    random.Random(0).shuffle(requests)
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(streamed, requests))
+    assert answers == [expected[key] for key in requests]
