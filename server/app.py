@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from hybrid.bot import Bot
 from server.http_errors import EXCEPTION_HANDLERS
 from server.metrics import metrics_middleware
-from server.routes import chat, documents, feedback, health, metrics, search
+from server.routes import adapters, chat, documents, feedback, health, metrics, search
 from server.state import ServerState
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # uploads of training files; larger bodies get 413
@@ -37,6 +37,7 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[
+            *adapters.ROUTES,
             *chat.ROUTES,
             *documents.ROUTES,
             *feedback.ROUTES,

@@ -220,3 +220,23 @@ class IndexInfo(msgspec.Struct, kw_only=True):
     object: str = "index"
     version: int | None
     documents: int
+
+
+class AdapterInfo(msgspec.Struct, kw_only=True):
+    id: str  # name@version
+    object: str = "adapter"
+    name: str
+    version: int
+    status: str
+    created_at: int
+    promoted_at: int | None
+    metrics: dict[str, object]
+
+
+class AdapterList(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[AdapterInfo]
+
+
+class PromoteRequest(msgspec.Struct, kw_only=True):
+    version: Annotated[int, msgspec.Meta(ge=1)] | None = None  # default: newest candidate

@@ -35,6 +35,11 @@ class AdapterNotFoundError(HybridError):
     status = 404
 
 
+class NothingToRollBackError(HybridError):
+    code = "nothing_to_roll_back"
+    status = 409
+
+
 @dataclass(frozen=True)
 class AdapterRecord:
     name: str
@@ -234,7 +239,7 @@ class AdapterRegistry:
             if r.status == "retired" and r.promoted_at is not None and r.version != active.version
         ]
         if not previous:
-            raise HybridError(
+            raise NothingToRollBackError(
                 f"adapter {name!r} has no earlier active version to roll back to",
                 hint=f"`hybrid adapters list {name}` shows its versions",
             )

@@ -26,6 +26,8 @@ def list_documents(server: ServerState) -> DocumentList:
     return DocumentList(data=[_info(row) for row in documents.list_documents(server.bot)])
 
 
+# Not in a worker thread: a quick sqlite read (and with sync_to_thread=True, Litestar
+# 2.25 returned this path-parameter GET's coroutine unawaited).
 @get("/v1/documents/{document_id:path}", sync_to_thread=False)
 def get_document(document_id: str, server: ServerState) -> DocumentInfo:
     return _info(documents.get_document(server.bot, document_id.lstrip("/")))

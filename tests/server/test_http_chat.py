@@ -205,3 +205,25 @@ def test_32_concurrent_streaming_clients_across_adapters_get_their_own_answers(
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(streamed, requests))
     assert answers == [expected[key] for key in requests]
+
+
+def test_promotion_and_rollback_over_http_switch_what_a_name_answers_with(
+    client: openai.OpenAI, url: str
+) -> None:
+    def answered_by() -> str:
+        completion = client.chat.completions.create(
+            model="terse", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+        return completion.model
+
+    with pytest.raises(openai.NotFoundError):
+        answered_by()  # terse has no active version yet
+    promoted = httpx.post(f"{url}/v1/adapters/terse/promote", json={"version": 1}).json()
+    assert (promoted["id"], promoted["status"]) == ("terse@1", "active")
+    assert answered_by() == "terse"
+    listed = {a["id"]: a["status"] for a in httpx.get(f"{url}/v1/adapters").json()["data"]}
+    assert listed == {"style@1": "active", "terse@1": "active"}
+    nothing = httpx.post(f"{url}/v1/adapters/terse/rollback")
+    assert nothing.status_code == 409 and "no earlier active version" in nothing.text
+    unknown = httpx.post(f"{url}/v1/adapters/nope/promote")
+    assert unknown.status_code == 404

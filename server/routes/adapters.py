@@ -1,0 +1,43 @@
+"""The adapter registry over HTTP: GET /v1/adapters, POST /v1/adapters/{name}/promote
+and /rollback. A promotion switches statuses in one transaction; the next request for
+`name` resolves to the new version, loaded under its own `name@version`."""
+
+from __future__ import annotations
+
+from litestar import get, post
+
+from server.schemas import AdapterInfo, AdapterList, PromoteRequest
+from server.state import ServerState
+from training import AdapterRecord
+
+
+@get("/v1/adapters", sync_to_thread=False)
+def list_adapters(server: ServerState) -> AdapterList:
+    return AdapterList(data=[_info(record) for record in server.registry().list()])
+
+
+@post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False)
+def promote(name: str, server: ServerState, data: PromoteRequest | None = None) -> AdapterInfo:
+    version = data.version if data is not None else None
+    return _info(server.registry().promote(name, version))
+
+
+@post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False)
+def rollback(name: str, server: ServerState) -> AdapterInfo:
+    return _info(server.registry().rollback(name))
+
+
+def _info(record: AdapterRecord) -> AdapterInfo:
+    metrics = record.manifest.get("metrics", {})
+    return AdapterInfo(
+        id=str(record.ref),
+        name=record.name,
+        version=record.version,
+        status=record.status,
+        created_at=int(record.created_at),
+        promoted_at=int(record.promoted_at) if record.promoted_at else None,
+        metrics={k: v for k, v in metrics.items() if k not in ("train_loss", "eval_loss")},
+    )
+
+
+ROUTES = [list_adapters, promote, rollback]
