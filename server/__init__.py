@@ -1,4 +1,4 @@
-"""server: the composition root (assistant, generation engine; the Litestar app follows).
+"""server: the composition root: the assistant, the generation engine and the Litestar app.
 
 Nothing imports server/ except the CLI, and it does so lazily.
 """
