@@ -50,6 +50,8 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=MAX_BODY_BYTES,
+        # No logging set-up of Litestar's own: it would show every library's INFO lines.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title=f"hybrid: {bot.config.bot.name}", version="1", path="/schema"
         ),
