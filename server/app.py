@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -36,6 +37,7 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
             server.close()
 
     return Litestar(
+        state=State({"server": server}),  # for the guards, which get no dependencies
         route_handlers=[
             *adapters.ROUTES,
             *chat.ROUTES,

@@ -13,6 +13,7 @@ from typing import Literal
 from hybrid.bot import Bot
 from hybrid.errors import HybridError
 from hybrid.hardware import choose_placement
+from hybrid.keys import KeyStore
 from hybrid.protocols import Embedder
 from hybrid.types import AdapterRef
 from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, open_retriever
@@ -39,7 +40,7 @@ class ServerState:
     retriever: HybridRetriever | None = None  # None until the index is first synced
     log: InteractionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    _registries: threading.local = field(default_factory=threading.local)
+    _registries: threading.local = field(default_factory=threading.local)  # per-thread sqlite
     _embedder: Embedder | None = None
     _embedder_lock: _thread.LockType = field(default_factory=threading.Lock)
 
@@ -62,6 +63,13 @@ class ServerState:
             registry = AdapterRegistry(self.bot.database, self.bot.adapters_dir)
             self._registries.registry = registry
         return registry
+
+    def keys(self) -> KeyStore:
+        """This thread's connection to the API keys."""
+        keys = getattr(self._registries, "keys", None)
+        if keys is None:
+            keys = self._registries.keys = KeyStore(self.bot.database)
+        return keys
 
     def find_adapter(self, ref: AdapterRef) -> AdapterRecord:
         return self.registry().get(ref)

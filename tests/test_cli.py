@@ -235,3 +235,20 @@ def test_dash_c_also_makes_relative_paths_start_in_that_folder(tmp_path: Path) -
     assert lint.returncode == 0 and "310 examples" in lint.stdout, lint.stderr
     missing = run("-C", str(tmp_path / "nope"), "index", "status")
     assert missing.returncode == 1 and "is not a folder" in missing.stderr
+
+
+def test_keys_are_created_listed_and_revoked_and_serve_guards_open_addresses(
+    tmp_path: Path,
+) -> None:
+    bot = init_bot(tmp_path / "bot")
+    refused = run("-C", str(bot.root), "serve", "--host", "0.0.0.0")
+    assert refused.returncode == 1 and "no API keys are configured" in refused.stderr
+    created = json.loads(run("-C", str(bot.root), "keys", "create", "--scope", "admin",
+                             "--name", "ops", "--json").stdout)  # fmt: skip
+    assert created["key"].startswith("hyb-") and created["scope"] == "admin"
+    listed = json.loads(run("-C", str(bot.root), "keys", "list", "--json").stdout)
+    assert [(k["id"], k["name"], k["revoked_at"]) for k in listed] == [(created["id"], "ops", None)]
+    assert created["key"] not in json.dumps(listed), "a key is shown only when created"
+    assert run("-C", str(bot.root), "keys", "revoke", str(created["id"])).returncode == 0
+    again = run("-C", str(bot.root), "keys", "revoke", str(created["id"]))
+    assert again.returncode == 1 and "no active API key" in again.stderr

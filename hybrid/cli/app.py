@@ -17,6 +17,7 @@ from hybrid.cli import (
     eval_command,
     index_command,
     init_command,
+    keys_command,
     search_command,
     serve_command,
     train_command,
@@ -69,6 +70,7 @@ app.command("train")(train_command.train)
 app.add_typer(adapters_command.app, name="adapters")
 app.command("eval")(eval_command.evaluate)
 app.command("serve")(serve_command.serve)
+app.add_typer(keys_command.app, name="keys")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import typer
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import quiet_model_libraries, stderr
 from hybrid.errors import HybridError
+from hybrid.keys import KeyStore
 
 
 def serve(
@@ -28,11 +29,14 @@ def serve(
     bot = current_bot(ctx)
     host = host or bot.config.server.host
     port = port or bot.config.server.port
-    if not _is_loopback(host) and not insecure:
+    with KeyStore(bot.database) as keys:
+        protected = keys.any_active()
+    if not _is_loopback(host) and not protected and not insecure:
         raise HybridError(
             f"refusing to listen on {host}: no API keys are configured, so anyone who "
             "can reach it could use the bot",
-            hint="listen on 127.0.0.1, or pass --insecure if that is really wanted",
+            hint="create one with `hybrid keys create`, listen on 127.0.0.1, or pass "
+            "--insecure if that is really wanted",
         )
     quiet_model_libraries()
     import uvicorn

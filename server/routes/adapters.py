@@ -6,23 +6,24 @@ from __future__ import annotations
 
 from litestar import get, post
 
+from server.auth import ADMIN, CHAT
 from server.schemas import AdapterInfo, AdapterList, PromoteRequest
 from server.state import ServerState
 from training import AdapterRecord
 
 
-@get("/v1/adapters", sync_to_thread=False)
+@get("/v1/adapters", sync_to_thread=False, guards=CHAT)
 def list_adapters(server: ServerState) -> AdapterList:
     return AdapterList(data=[_info(record) for record in server.registry().list()])
 
 
-@post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False)
+@post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False, guards=ADMIN)
 def promote(name: str, server: ServerState, data: PromoteRequest | None = None) -> AdapterInfo:
     version = data.version if data is not None else None
     return _info(server.registry().promote(name, version))
 
 
-@post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False)
+@post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False, guards=ADMIN)
 def rollback(name: str, server: ServerState) -> AdapterInfo:
     return _info(server.registry().rollback(name))
 

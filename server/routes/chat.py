@@ -19,6 +19,7 @@ from litestar.response import Stream
 from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Message
 from server.assistant import Answer, AnswerStream
+from server.auth import CHAT
 from server.http_errors import error_response
 from server.schemas import (
     AssistantMessage,
@@ -41,7 +42,7 @@ class ModelNotFoundError(HybridError):
     status = 404
 
 
-@get("/v1/models", sync_to_thread=True)
+@get("/v1/models", sync_to_thread=True, guards=CHAT)
 def list_models(server: ServerState) -> ModelList:
     models = [Model(id=server.base_model_id, created=server.started_at, owned_by="hybrid")]
     for record in server.registry().list():
@@ -54,7 +55,7 @@ def list_models(server: ServerState) -> ModelList:
     return ModelList(data=models)
 
 
-@post("/v1/chat/completions", status_code=200)
+@post("/v1/chat/completions", status_code=200, guards=CHAT)
 async def chat_completions(
     data: ChatCompletionRequest, server: ServerState
 ) -> Response[ChatCompletion] | Stream:

@@ -10,6 +10,7 @@ from litestar import delete, get, post, put
 from indexes import SyncSummary, sync_index
 from indexes.store import DocumentRow
 from server import documents
+from server.auth import ADMIN, CHAT
 from server.schemas import (
     DocumentBody,
     DocumentChange,
@@ -21,19 +22,19 @@ from server.schemas import (
 from server.state import ServerState
 
 
-@get("/v1/documents", sync_to_thread=True)
+@get("/v1/documents", sync_to_thread=True, guards=CHAT)
 def list_documents(server: ServerState) -> DocumentList:
     return DocumentList(data=[_info(row) for row in documents.list_documents(server.bot)])
 
 
 # Not in a worker thread: a quick sqlite read (and with sync_to_thread=True, Litestar
 # 2.25 returned this path-parameter GET's coroutine unawaited).
-@get("/v1/documents/{document_id:path}", sync_to_thread=False)
+@get("/v1/documents/{document_id:path}", sync_to_thread=False, guards=CHAT)
 def get_document(document_id: str, server: ServerState) -> DocumentInfo:
     return _info(documents.get_document(server.bot, document_id.lstrip("/")))
 
 
-@put("/v1/documents/{document_id:path}", sync_to_thread=True)
+@put("/v1/documents/{document_id:path}", sync_to_thread=True, guards=ADMIN)
 def put_document(document_id: str, data: DocumentBody, server: ServerState) -> DocumentChange:
     change = documents.put_document(
         server.bot, server.embedder(), document_id.lstrip("/"), data.title, data.text
@@ -43,21 +44,21 @@ def put_document(document_id: str, data: DocumentBody, server: ServerState) -> D
     return DocumentChange(document=_info(change.document), sync=_sync_info(change.sync))
 
 
-@delete("/v1/documents/{document_id:path}", status_code=200, sync_to_thread=True)
+@delete("/v1/documents/{document_id:path}", status_code=200, sync_to_thread=True, guards=ADMIN)
 def delete_document(document_id: str, server: ServerState) -> DocumentChange:
     change = documents.delete_document(server.bot, server.embedder(), document_id.lstrip("/"))
     server.index_changed()
     return DocumentChange(document=None, deleted=True, sync=_sync_info(change.sync))
 
 
-@post("/v1/index/sync", status_code=200, sync_to_thread=True)
+@post("/v1/index/sync", status_code=200, sync_to_thread=True, guards=ADMIN)
 def sync(server: ServerState) -> SyncInfo:
     summary = sync_index(server.bot, server.embedder())
     server.index_changed()
     return _sync_info(summary)
 
 
-@get("/v1/index", sync_to_thread=True)
+@get("/v1/index", sync_to_thread=True, guards=CHAT)
 def index_info(server: ServerState) -> IndexInfo:
     rows = documents.list_documents(server.bot)
     version = server.retriever.version() if server.retriever else None

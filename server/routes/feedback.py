@@ -7,6 +7,7 @@ from __future__ import annotations
 from litestar import post
 
 from hybrid.errors import HybridError
+from server.auth import CHAT
 from server.schemas import Feedback, FeedbackRequest
 from server.state import ServerState
 
@@ -16,7 +17,7 @@ class CompletionNotFoundError(HybridError):
     status = 404
 
 
-@post("/v1/feedback", status_code=201, sync_to_thread=True)
+@post("/v1/feedback", status_code=201, sync_to_thread=True, guards=CHAT)
 def give_feedback(data: FeedbackRequest, server: ServerState) -> Feedback:
     server.ready()
     log = server.log

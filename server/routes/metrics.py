@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from litestar import Response, get
 
+from server.auth import ADMIN
 from server.state import ServerState
 
 
-@get("/metrics", sync_to_thread=True)
+@get("/metrics", sync_to_thread=True, guards=ADMIN)
 def metrics(server: ServerState) -> Response[str]:
     engine, retriever = server.engine, server.retriever
     version = retriever.version() if retriever is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import post
 
 from hybrid.errors import HybridError
+from server.auth import CHAT
 from server.schemas import SearchHit, SearchRequest, SearchResult
 from server.state import ServerState
 
@@ -14,7 +15,7 @@ class NoIndexError(HybridError):
     status = 503
 
 
-@post("/v1/search", status_code=200, sync_to_thread=True)
+@post("/v1/search", status_code=200, sync_to_thread=True, guards=CHAT)
 def search(data: SearchRequest, server: ServerState) -> SearchResult:
     server.ready()
     retriever = server.retriever
