@@ -240,3 +240,31 @@ class AdapterList(msgspec.Struct, kw_only=True):
 
 class PromoteRequest(msgspec.Struct, kw_only=True):
     version: Annotated[int, msgspec.Meta(ge=1)] | None = None  # default: newest candidate
+
+
+class FileObject(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "file"
+    bytes: int
+    created_at: int
+    filename: str
+    purpose: str
+    status: str = "processed"
+    status_details: str | None = None
+
+
+class FileList(msgspec.Struct, kw_only=True):
+    """A cursor page: the SDK asks for the next one (`after` the last id) while
+    `has_more` is true."""
+
+    object: str = "list"
+    data: list[FileObject]
+    has_more: bool = False
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class FileDeleted(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "file"
+    deleted: bool = True

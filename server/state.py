@@ -19,6 +19,7 @@ from hybrid.types import AdapterRef
 from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, open_retriever
 from server.assistant import Assistant
 from server.engine import GenerationEngine
+from server.files import FileStore
 from server.interactions import InteractionLog
 from server.metrics import Metrics
 from training import AdapterRecord, AdapterRegistry, load_base_model
@@ -70,6 +71,14 @@ class ServerState:
         if keys is None:
             keys = self._registries.keys = KeyStore(self.bot.database)
         return keys
+
+    def files(self) -> FileStore:
+        """This thread's connection to the uploaded training files."""
+        files = getattr(self._registries, "files", None)
+        if files is None:
+            files = FileStore(self.bot.database, self.bot.state_dir / "files")
+            self._registries.files = files
+        return files
 
     def find_adapter(self, ref: AdapterRef) -> AdapterRecord:
         return self.registry().get(ref)
