@@ -7,13 +7,21 @@ from hybrid.hardware import choose_placement
 from hybrid.types import AdapterRef
 from indexes import open_retriever
 from server.assistant import Assistant
-from server.engine import GenerationEngine
+from server.engine import AdapterLookup, GenerationEngine
+from server.interactions import InteractionLog
 from training import AdapterRecord, AdapterRegistry, load_base_model
 
 
-def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
-    """The bot's assistant: base model, and (unless `retrieval` is off) a retriever over
-    the published index version."""
+def open_assistant(
+    bot: Bot,
+    *,
+    retrieval: bool = True,
+    adapters: AdapterLookup | None = None,
+    log: InteractionLog | None = None,
+) -> Assistant:
+    """The bot's assistant: base model in a generation engine sized by `[server]`, and
+    (unless `retrieval` is off) a retriever over the published index version.
+    `adapters` resolves adapter names (default: a registry read per request)."""
     # Checked before the base model loads: a bot never synced fails at once.
     retriever = open_retriever(bot) if retrieval else None
     models = bot.config.models
@@ -23,14 +31,20 @@ def open_assistant(bot: Bot, *, retrieval: bool = True) -> Assistant:
         models_dir=bot.models_dir,
         placement=choose_placement(models.device, models.dtype),
     )
-    generator = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref))
+    engine = GenerationEngine(
+        base,
+        adapters=adapters or (lambda ref: find_adapter(bot, ref)),
+        max_batch=bot.config.server.max_batch,
+        max_waiting=bot.config.server.max_waiting,
+    )
     return Assistant(
-        generator,
+        engine,
         system_prompt=bot.config.bot.system_prompt,
         settings=bot.config.generation,
         retriever=retriever,
         top_k=bot.config.retrieval.top_k,
-        budget=generator,
+        budget=engine,
+        log=log,
     )
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from hybrid.types import Hit
+
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -50,16 +52,17 @@ class ChatCompletionRequest(msgspec.Struct, kw_only=True):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
 
-class Citation(msgspec.Struct, kw_only=True):
+class Citation(Hit, frozen=True, kw_only=True):
     """A source the answer was given, numbered as the prompt numbered it ([1], [2], ...)."""
 
     index: int
-    document_id: str
-    chunk_id: str
-    title: str
-    source: str
-    text: str
-    score: float
+
+    @classmethod
+    def numbered(cls, hits: list[Hit]) -> list[Citation]:
+        return [
+            cls(index=number, **msgspec.structs.asdict(hit))
+            for number, hit in enumerate(hits, start=1)
+        ]
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -161,19 +164,9 @@ class SearchRequest(msgspec.Struct, kw_only=True):
     k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
 
 
-class SearchHit(msgspec.Struct, kw_only=True):
-    chunk_id: str
-    document_id: str
-    title: str
-    source: str
-    text: str
-    score: float
-    heading_path: list[str]
-
-
 class SearchResult(msgspec.Struct, kw_only=True):
     object: str = "list"
-    data: list[SearchHit]
+    data: list[Hit]
 
 
 class DocumentInfo(msgspec.Struct, kw_only=True):

@@ -12,17 +12,17 @@ from typing import Literal
 
 from hybrid.bot import Bot
 from hybrid.errors import HybridError
-from hybrid.hardware import choose_placement
 from hybrid.keys import KeyStore
 from hybrid.protocols import Embedder
 from hybrid.types import AdapterRef
-from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, open_retriever
+from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot
 from server.assistant import Assistant
+from server.compose import open_assistant
 from server.engine import GenerationEngine
 from server.files import FileStore
 from server.interactions import InteractionLog
 from server.metrics import Metrics
-from training import AdapterRecord, AdapterRegistry, load_base_model
+from training import AdapterRecord, AdapterRegistry
 
 
 class NotReadyError(HybridError):
@@ -103,38 +103,24 @@ class ServerState:
         """Load the model, the retriever (if the index was synced) and the log."""
         try:
             bot = self.bot
-            try:
-                self.retriever = open_retriever(bot)
-            except IndexNotReadyError:
-                self.retriever = None  # answers without sources until the first sync
-            models = bot.config.models
-            base = load_base_model(
-                models.base,
-                base_dir=bot.root,
-                models_dir=bot.models_dir,
-                placement=choose_placement(models.device, models.dtype),
-            )
-            server = bot.config.server
-            self.engine = GenerationEngine(
-                base,
-                adapters=self.find_adapter,
-                max_batch=server.max_batch,
-                max_waiting=server.max_waiting,
-            )
             self.log = InteractionLog(
                 bot.database,
-                redact_pii=server.redact_logs,
+                redact_pii=bot.config.server.redact_logs,
                 pii_allowed=bot.config.training.pii_allowed,
             )
-            self.assistant = Assistant(
-                self.engine,
-                system_prompt=bot.config.bot.system_prompt,
-                settings=bot.config.generation,
-                retriever=self.retriever,
-                top_k=bot.config.retrieval.top_k,
-                budget=self.engine,
-                log=self.log,
-            )
+
+            def assistant_for(retrieval: bool) -> Assistant:
+                return open_assistant(
+                    bot, retrieval=retrieval, adapters=self.find_adapter, log=self.log
+                )
+
+            try:
+                assistant = assistant_for(retrieval=True)
+            except IndexNotReadyError:  # raised before any model loads
+                assistant = assistant_for(retrieval=False)  # no sources until the first sync
+            self.engine = assistant.generator  # type: ignore[assignment]
+            self.retriever = assistant.retriever  # type: ignore[assignment]
+            self.assistant = assistant
             self.status = "ok"
         except Exception as exc:  # reported by /healthz; the process stays up to say so
             self.status, self.detail = "failed", str(exc)

@@ -140,7 +140,7 @@ async def _events(
         _count_tokens(server, answer)
         yield chunk(
             [ChunkChoice(delta=Delta(), finish_reason=answer.generation.finish_reason)],
-            citations=_citations(answer),
+            citations=Citation.numbered(answer.citations),
         )
         if include_usage:
             yield chunk([], usage=_usage(answer))
@@ -169,7 +169,7 @@ def _completion(answer: Answer, model: str) -> ChatCompletion:
             )
         ],
         usage=_usage(answer),
-        citations=_citations(answer),
+        citations=Citation.numbered(answer.citations),
     )
 
 
@@ -180,21 +180,6 @@ def _usage(answer: Answer) -> Usage:
         completion_tokens=generation.completion_tokens,
         total_tokens=generation.prompt_tokens + generation.completion_tokens,
     )
-
-
-def _citations(answer: Answer) -> list[Citation]:
-    return [
-        Citation(
-            index=number,
-            document_id=hit.document_id,
-            chunk_id=hit.chunk_id,
-            title=hit.title,
-            source=hit.source,
-            text=hit.text,
-            score=hit.score,
-        )
-        for number, hit in enumerate(answer.citations, start=1)
-    ]
 
 
 ROUTES = [list_models, chat_completions]

@@ -6,7 +6,7 @@ from litestar import post
 
 from hybrid.errors import HybridError
 from server.auth import CHAT
-from server.schemas import SearchHit, SearchRequest, SearchResult
+from server.schemas import SearchRequest, SearchResult
 from server.state import ServerState
 
 
@@ -24,21 +24,7 @@ def search(data: SearchRequest, server: ServerState) -> SearchResult:
             "the index is empty: nothing has been synced yet",
             hint="run `hybrid index sync` (or POST /v1/index/sync)",
         )
-    hits = retriever.search(data.query, data.k)
-    return SearchResult(
-        data=[
-            SearchHit(
-                chunk_id=hit.chunk_id,
-                document_id=hit.document_id,
-                title=hit.title,
-                source=hit.source,
-                text=hit.text,
-                score=hit.score,
-                heading_path=list(hit.heading_path),
-            )
-            for hit in hits
-        ]
-    )
+    return SearchResult(data=retriever.search(data.query, data.k))
 
 
 ROUTES = [search]
