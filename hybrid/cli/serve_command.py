@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Annotated
 
 import typer
@@ -42,11 +43,22 @@ def serve(
     import uvicorn
 
     from server.app import create_app
+    from training import AdapterRegistry
 
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        active = [r.name for r in registry.list() if r.status == "active"]
+    model = active[0] if active else bot.config.models.base
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    request = json.dumps(
+        {"model": model, "messages": [{"role": "user", "content": "How do I return an item?"}]}
+    )
     stderr.print(
         f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] "
         f"(OpenAI base URL {url}/v1, API docs {url}/schema); loading the model…"
+    )
+    stderr.print(  # the JSON's brackets are not rich markup
+        f"Try: curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{request}'",
+        markup=False,
     )
     uvicorn.run(create_app(bot), host=host, port=port, log_level="warning")
 
