@@ -25,21 +25,20 @@ def build_messages(
     sources: Sequence[Hit] = (),
     history: Sequence[Message] = (),
 ) -> list[Message]:
-    """The system prompt, the earlier turns of the conversation (`history`, user and
-    assistant only), then the user turn: the numbered sources, delimited as data, and the
+    """The system prompt, the earlier user and assistant turns of the conversation
+    (`history`), then the user turn: the numbered sources, delimited as data, and the
     question after them. Sources go in the user turn, next to the question, because small
     models use them far more faithfully there than at the end of a long system prompt
     (measured on the sample bot with SmolLM2-135M)."""
-    earlier = [turn for turn in history if turn.role != "system"]
     if not sources:
-        return [Message("system", system_prompt), *earlier, Message("user", question)]
+        return [Message("system", system_prompt), *history, Message("user", question)]
     blocks = "\n\n".join(
         f'<source id="{number}" title="{_attribute(hit.title)}">\n{_body(hit.text)}\n</source>'
         for number, hit in enumerate(sources, start=1)
     )
     return [
         Message("system", f"{system_prompt}\n\n{SOURCES_RULES}"),
-        *earlier,
+        *history,
         Message("user", f"{blocks}\n\nQuestion: {question}"),
     ]
 

@@ -50,14 +50,16 @@ class Ranked:
 
 
 class IndexNotReadyError(HybridError):
+    """Nothing has been synced yet, so there is nothing to search."""
+
     code = "index_not_ready"
     status = 503
 
-
-def _not_synced() -> IndexNotReadyError:
-    return IndexNotReadyError(
-        "the index is empty: nothing has been synced yet", hint="run `hybrid index sync` first"
-    )
+    def __init__(self) -> None:
+        super().__init__(
+            "the index is empty: nothing has been synced yet",
+            hint="run `hybrid index sync` first",
+        )
 
 
 def open_retriever(bot: Bot) -> HybridRetriever:
@@ -65,7 +67,7 @@ def open_retriever(bot: Bot) -> HybridRetriever:
     at once, before the embedder is loaded."""
     with IndexStore(bot.database) as store:
         if store.published_version() is None:
-            raise _not_synced()
+            raise IndexNotReadyError()
     return HybridRetriever.for_bot(bot, embedder_for_bot(bot))
 
 
@@ -104,7 +106,7 @@ class HybridRetriever:
         store = self._store()
         version = store.published_version()
         if version is None:
-            raise _not_synced()
+            raise IndexNotReadyError()
         depth = max(k, self.settings.candidates)
         allowed = store.matching_chunk_nums(version, dict(filters)) if filters else None
         rankings: list[tuple[float, list[Ranked]]] = []

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
 from hybrid.prompt import build_messages
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
-from server.engine import TokenStream
+from server.engine import DeltaStream, GenerationEngine, TokenStream
 from server.interactions import Interaction, InteractionLog
 
 
@@ -32,21 +32,6 @@ class TokenBudget(Protocol):
     context_window: int
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
-
-
-class StreamingGenerator(Generator, Protocol):
-    """A Generator that can also stream (the GenerationEngine)."""
-
-    def submit(
-        self,
-        messages: Sequence[Message],
-        settings: GenerationSettings,
-        adapter: AdapterRef | None = None,
-        *,
-        stop: Sequence[str] = (),
-        timeout: float | None = None,
-        asynchronous: bool = False,
-    ) -> TokenStream: ...
 
 
 @dataclass(frozen=True)
@@ -126,12 +111,13 @@ class Assistant:
         started = time.perf_counter()
         settings = settings or self.settings
         prompt = self.prepare(conversation, settings)
+        answer_id = _new_id()
         try:
             generation = self.generator.generate(prompt.messages, settings, adapter)
         except HybridError as exc:
-            self._log_failure(_new_id(), prompt, adapter, started, exc)
+            self._log(answer_id, prompt, adapter, started, error=exc)
             raise
-        return self._finish(_new_id(), prompt, generation, started)
+        return self._finish(answer_id, prompt, generation, started)
 
     def stream(
         self,
@@ -146,12 +132,12 @@ class Assistant:
     ) -> AnswerStream:
         """Like answer(), with the text as it is generated (read with `async for` if
         `asynchronous`, then call on the event loop with a `prompt` from prepare(), which
-        may block). Needs a StreamingGenerator."""
+        may block). Needs a GenerationEngine as the generator."""
         started = time.perf_counter()
         settings = settings or self.settings
         prompt = prompt or self.prepare(conversation, settings)
-        generator: StreamingGenerator = self.generator  # type: ignore[assignment]
-        tokens = generator.submit(
+        engine = cast(GenerationEngine, self.generator)
+        tokens = engine.submit(
             prompt.messages,
             settings,
             adapter,
@@ -179,31 +165,20 @@ class Assistant:
             generation=generation,
             seconds=time.perf_counter() - started,
         )
-        if self.log is not None:
-            self.log.record(
-                Interaction(
-                    id=answer.id,
-                    question=answer.question,
-                    messages=prompt.conversation,
-                    chunk_ids=[hit.chunk_id for hit in answer.citations],
-                    adapter=answer.adapter,
-                    answer=answer.text,
-                    finish_reason=generation.finish_reason,
-                    prompt_tokens=generation.prompt_tokens,
-                    completion_tokens=generation.completion_tokens,
-                    seconds=answer.seconds,
-                )
-            )
+        self._log(answer_id, prompt, answer.adapter, started, generation=generation)
         return answer
 
-    def _log_failure(
+    def _log(
         self,
         answer_id: str,
         prompt: Prompt,
         adapter: AdapterRef | None,
         started: float,
-        error: BaseException,
+        *,
+        generation: Generation | None = None,
+        error: BaseException | None = None,
     ) -> None:
+        """Record an answer (or the error that ended it) in the interaction log."""
         if self.log is None:
             return
         self.log.record(
@@ -213,17 +188,17 @@ class Assistant:
                 messages=prompt.conversation,
                 chunk_ids=[hit.chunk_id for hit in prompt.citations],
                 adapter=adapter,
-                answer="",
-                finish_reason=None,
-                prompt_tokens=None,
-                completion_tokens=None,
+                answer=generation.text if generation else "",
+                finish_reason=generation.finish_reason if generation else None,
+                prompt_tokens=generation.prompt_tokens if generation else None,
+                completion_tokens=generation.completion_tokens if generation else None,
                 seconds=time.perf_counter() - started,
-                error=str(error),
+                error=str(error) if error else None,
             )
         )
 
 
-class AnswerStream:
+class AnswerStream(DeltaStream):
     """Iterate for the answer's text as it is generated; `answer` is set (and logged)
     once the iteration ends. `cancel()` stops the generation at its next step."""
 
@@ -243,14 +218,6 @@ class AnswerStream:
         self._adapter = adapter
         self._tokens = tokens
         self._started = started
-
-    def __iter__(self) -> Iterator[str]:
-        while (delta := self.next_delta()) is not None:
-            yield delta
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        while (delta := await self.anext_delta()) is not None:
-            yield delta
 
     def next_delta(self, timeout: float | None = None) -> str | None:
         """The next piece of text, or None at the end (then `answer` is set)."""
@@ -276,7 +243,7 @@ class AnswerStream:
         return delta
 
     def _fail(self, error: HybridError) -> None:
-        self._assistant._log_failure(self.id, self.prompt, self._adapter, self._started, error)
+        self._assistant._log(self.id, self.prompt, self._adapter, self._started, error=error)
 
     def cancel(self) -> None:
         self._tokens.cancel()

@@ -52,7 +52,6 @@ class GenerationTimeoutError(HybridError):
 @dataclass
 class _Request:
     prompt_ids: list[int]
-    settings: GenerationSettings
     max_tokens: int
     stop: tuple[str, ...]
     adapter: AdapterRef | None  # resolved: name@version
@@ -86,14 +85,15 @@ class _AsyncEvents:
         return await self.queue.get()
 
 
-class TokenStream:
-    """One request's output: iterate for text deltas (`async for` when submitted with
-    asynchronous=True); `result` is the Generation once the iteration ends. `cancel()`
-    (e.g. the client went away) frees its batch row at the next step."""
+class DeltaStream:
+    """Text deltas, read with `for` (next_delta) or `async for` (anext_delta); both
+    return None at the end."""
 
-    def __init__(self, request: _Request) -> None:
-        self._request = request
-        self.result: Generation | None = None
+    def next_delta(self, timeout: float | None = None) -> str | None:
+        raise NotImplementedError
+
+    async def anext_delta(self) -> str | None:
+        raise NotImplementedError
 
     def __iter__(self) -> Iterator[str]:
         while (delta := self.next_delta()) is not None:
@@ -102,6 +102,16 @@ class TokenStream:
     async def __aiter__(self) -> AsyncIterator[str]:
         while (delta := await self.anext_delta()) is not None:
             yield delta
+
+
+class TokenStream(DeltaStream):
+    """One request's output: iterate for text deltas (`async for` when submitted with
+    asynchronous=True); `result` is the Generation once the iteration ends. `cancel()`
+    (e.g. the client went away) frees its batch row at the next step."""
+
+    def __init__(self, request: _Request) -> None:
+        self._request = request
+        self.result: Generation | None = None
 
     def next_delta(self, timeout: float | None = None) -> str | None:
         """The next piece of text, or None at the end (then `result` is set)."""
@@ -147,7 +157,7 @@ class GenerationEngine:
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self._lookup = adapters
-        self._stop_ids = set(_stop_token_ids(base))
+        self._stop_ids = _stop_token_ids(base)
         self._whitespace_ids = whitespace_token_ids(base.tokenizer)
         self._peft: Any = None  # the PeftModel, once a first adapter is loaded
         self._loaded: set[str] = set()
@@ -208,7 +218,6 @@ class GenerationEngine:
             )
         request = _Request(
             prompt_ids=prompt_ids,
-            settings=settings,
             max_tokens=min(settings.max_new_tokens, room),
             stop=tuple(s for s in stop if s),
             adapter=record.ref if record else None,
@@ -446,7 +455,7 @@ class GenerationEngine:
         self._loaded.add(key)
 
 
-def _stop_token_ids(base: BaseModel) -> list[int]:
+def _stop_token_ids(base: BaseModel) -> set[int]:
     """Every token that ends the assistant's turn: the model's eos id(s), the tokenizer's,
     and ChatML's <|im_end|> where the vocabulary has it."""
     configured = base.model.generation_config.eos_token_id
@@ -455,4 +464,4 @@ def _stop_token_ids(base: BaseModel) -> list[int]:
     im_end = base.tokenizer.convert_tokens_to_ids("<|im_end|>")
     if im_end != base.tokenizer.unk_token_id:
         ids.add(im_end)
-    return sorted(i for i in ids if isinstance(i, int))
+    return {i for i in ids if isinstance(i, int)}
