@@ -30,12 +30,12 @@ class PermissionDeniedError(HybridError):
 def require(scope: Scope) -> Guard:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         keys = connection.app.state.server.keys()
-        if not keys.any_active():
-            return
         header = connection.headers.get("authorization", "")
         token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
         granted = keys.scope_of(token) if token else None
         if granted is None:
+            if not keys.any_active():
+                return  # no keys at all: the server is open
             raise AuthenticationError(
                 "a valid API key is required" if token else "an API key is required",
                 hint="send Authorization: Bearer KEY (create one with `hybrid keys create`)",

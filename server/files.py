@@ -9,7 +9,7 @@ import secrets
 import sqlite3
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from hybrid.database import open_database
@@ -82,18 +82,7 @@ class FileStore:
             len(report.warnings),
         )
         with self.db:
-            self.db.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    stored.id,
-                    stored.filename,
-                    stored.purpose,
-                    stored.bytes,
-                    stored.created_at,
-                    stored.examples,
-                    stored.warnings,
-                ],
-            )
+            self.db.execute("INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", astuple(stored))
         return stored
 
     def list(self) -> list[StoredFile]:

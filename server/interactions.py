@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid.database import open_database
+from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Message
 from training.pii import redact
 
@@ -35,6 +36,11 @@ def _migration_1(db: sqlite3.Connection) -> None:
         "created_at REAL NOT NULL, rating INTEGER NOT NULL, corrected_answer TEXT, "
         "comment TEXT)"
     )
+
+
+class CompletionNotFoundError(HybridError):
+    code = "completion_not_found"
+    status = 404
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,6 @@ class InteractionLog:
                 ],
             )
 
-    def exists(self, interaction_id: str) -> bool:
-        with self._lock:
-            row = self.db.execute(
-                "SELECT 1 FROM interactions WHERE id = ?", [interaction_id]
-            ).fetchone()
-        return row is not None
-
     def add_feedback(
         self,
         interaction_id: str,
@@ -101,18 +100,28 @@ class InteractionLog:
         corrected_answer: str | None = None,
         comment: str | None = None,
     ) -> int:
-        with self._lock, self.db:
-            cursor = self.db.execute(
-                "INSERT INTO feedback (interaction_id, created_at, rating, corrected_answer, "
-                "comment) VALUES (?, ?, ?, ?, ?)",
-                [
-                    interaction_id,
-                    time.time(),
-                    rating,
-                    self._clean(corrected_answer) if corrected_answer is not None else None,
-                    self._clean(comment) if comment is not None else None,
-                ],
-            )
+        """Raises CompletionNotFoundError unless `interaction_id` was logged (the
+        feedback table's foreign key checks it)."""
+        row = [
+            interaction_id,
+            time.time(),
+            rating,
+            self._clean(corrected_answer) if corrected_answer is not None else None,
+            self._clean(comment) if comment is not None else None,
+        ]
+        try:
+            with self._lock, self.db:
+                cursor = self.db.execute(
+                    "INSERT INTO feedback (interaction_id, created_at, rating, "
+                    "corrected_answer, comment) VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+        except sqlite3.IntegrityError:
+            raise CompletionNotFoundError(
+                f"no answer with id {interaction_id!r} was logged",
+                hint="use the `id` of a chat completion this server returned",
+                param="completion_id",
+            ) from None
         return int(cursor.lastrowid)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class TokenSampler:
-    def __init__(self, settings: GenerationSettings, exempt_ids: torch.Tensor) -> None:
+    def __init__(self, settings: GenerationSettings, exempt_ids: frozenset[int]) -> None:
         import torch
 
         self.settings = settings
@@ -36,8 +36,7 @@ class TokenSampler:
         settings = self.settings
         if settings.repetition_penalty != 1.0 and answer_ids:
             logits = logits.clone()
-            used = torch.tensor(sorted(set(answer_ids)), dtype=torch.long)
-            used = used[~torch.isin(used, self.exempt_ids)]
+            used = torch.tensor(sorted(set(answer_ids) - self.exempt_ids), dtype=torch.long)
             scores = logits[used]
             logits[used] = torch.where(
                 scores > 0,
@@ -56,13 +55,10 @@ class TokenSampler:
         return int(torch.multinomial(probabilities, 1, generator=self.generator))
 
 
-def whitespace_token_ids(tokenizer) -> torch.Tensor:
+def whitespace_token_ids(tokenizer) -> frozenset[int]:
     """The vocabulary's tokens that are only spaces and line breaks."""
-    import torch
-
-    ids = [
+    return frozenset(
         token_id
         for token, token_id in tokenizer.get_vocab().items()
         if tokenizer.convert_tokens_to_string([token]).isspace()
-    ]
-    return torch.tensor(sorted(ids), dtype=torch.long)
+    )

@@ -7,8 +7,9 @@ from __future__ import annotations
 import _thread
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar, cast
 
 from hybrid.bot import Bot
 from hybrid.errors import HybridError
@@ -24,6 +25,8 @@ from server.interactions import InteractionLog
 from server.metrics import Metrics
 from training import AdapterRecord, AdapterRegistry
 
+T = TypeVar("T")
+
 
 class NotReadyError(HybridError):
     code = "loading"
@@ -36,14 +39,22 @@ class ServerState:
     status: Literal["loading", "ok", "failed"] = "loading"
     detail: str | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
-    engine: GenerationEngine | None = None
     assistant: Assistant | None = None
-    retriever: HybridRetriever | None = None  # None until the index is first synced
     log: InteractionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
-    _registries: threading.local = field(default_factory=threading.local)  # per-thread sqlite
+    _stores: threading.local = field(default_factory=threading.local)
     _embedder: Embedder | None = None
     _embedder_lock: _thread.LockType = field(default_factory=threading.Lock)
+
+    @property
+    def engine(self) -> GenerationEngine | None:
+        return cast(GenerationEngine, self.assistant.generator) if self.assistant else None
+
+    @property
+    def retriever(self) -> HybridRetriever | None:
+        """None until the index is first synced."""
+        retriever = self.assistant.retriever if self.assistant else None
+        return cast(HybridRetriever | None, retriever)
 
     @property
     def base_model_id(self) -> str:
@@ -57,28 +68,25 @@ class ServerState:
         return self.assistant
 
     def registry(self) -> AdapterRegistry:
-        """This thread's connection to the adapter registry (sqlite connections are not
-        shared between threads)."""
-        registry = getattr(self._registries, "registry", None)
-        if registry is None:
-            registry = AdapterRegistry(self.bot.database, self.bot.adapters_dir)
-            self._registries.registry = registry
-        return registry
+        return self._per_thread(
+            "registry", lambda: AdapterRegistry(self.bot.database, self.bot.adapters_dir)
+        )
 
     def keys(self) -> KeyStore:
-        """This thread's connection to the API keys."""
-        keys = getattr(self._registries, "keys", None)
-        if keys is None:
-            keys = self._registries.keys = KeyStore(self.bot.database)
-        return keys
+        return self._per_thread("keys", lambda: KeyStore(self.bot.database))
 
     def files(self) -> FileStore:
-        """This thread's connection to the uploaded training files."""
-        files = getattr(self._registries, "files", None)
-        if files is None:
-            files = FileStore(self.bot.database, self.bot.state_dir / "files")
-            self._registries.files = files
-        return files
+        return self._per_thread(
+            "files", lambda: FileStore(self.bot.database, self.bot.state_dir / "files")
+        )
+
+    def _per_thread(self, name: str, connect: Callable[[], T]) -> T:
+        """This thread's own store (sqlite connections are not shared between threads)."""
+        store = getattr(self._stores, name, None)
+        if store is None:
+            store = connect()
+            setattr(self._stores, name, store)
+        return store
 
     def find_adapter(self, ref: AdapterRef) -> AdapterRecord:
         return self.registry().get(ref)
@@ -96,8 +104,7 @@ class ServerState:
         """After a sync: the first one gives the assistant its retriever (later versions
         are picked up by the retriever itself at its next search)."""
         if self.retriever is None and self.assistant is not None:
-            self.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
-            self.assistant.retriever = self.retriever
+            self.assistant.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
 
     def load(self) -> None:
         """Load the model, the retriever (if the index was synced) and the log."""
@@ -118,8 +125,6 @@ class ServerState:
                 assistant = assistant_for(retrieval=True)
             except IndexNotReadyError:  # raised before any model loads
                 assistant = assistant_for(retrieval=False)  # no sources until the first sync
-            self.engine = assistant.generator  # type: ignore[assignment]
-            self.retriever = assistant.retriever  # type: ignore[assignment]
             self.assistant = assistant
             self.status = "ok"
         except Exception as exc:  # reported by /healthz; the process stays up to say so

@@ -35,6 +35,7 @@ from server.schemas import (
     Usage,
 )
 from server.state import ServerState
+from training import AdapterNotFoundError
 
 
 class ModelNotFoundError(HybridError):
@@ -79,15 +80,18 @@ async def chat_completions(
         for m in data.messages
     ]
     prompt = await anyio.to_thread.run_sync(assistant.prepare, conversation, settings)
-    stream = assistant.stream(
-        conversation,
-        adapter=adapter,
-        settings=settings,
-        stop=data.stop_strings(),
-        timeout=server.bot.config.server.request_timeout,
-        prompt=prompt,
-        asynchronous=True,
-    )
+    try:
+        stream = assistant.stream(
+            conversation,
+            adapter=adapter,
+            settings=settings,
+            stop=data.stop_strings(),
+            timeout=server.bot.config.server.request_timeout,
+            prompt=prompt,
+            asynchronous=True,
+        )
+    except AdapterNotFoundError:
+        raise _model_not_found(data.model) from None
     if data.stream:
         include_usage = bool(data.stream_options and data.stream_options.include_usage)
         return Stream(
@@ -106,18 +110,22 @@ async def chat_completions(
 
 
 def _adapter_for(server: ServerState, model: str) -> AdapterRef | None:
+    """The adapter `model` names (None: the base). Whether it exists, the engine finds
+    out when the request is queued."""
     if model == server.base_model_id:
         return None
     try:
-        ref = AdapterRef.parse(model)
-        server.find_adapter(ref)
+        return AdapterRef.parse(model)
     except HybridError:
-        raise ModelNotFoundError(
-            f"the model {model!r} does not exist",
-            hint="GET /v1/models lists the base model and the adapters",
-            param="model",
-        ) from None
-    return ref
+        raise _model_not_found(model) from None
+
+
+def _model_not_found(model: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"the model {model!r} does not exist",
+        hint="GET /v1/models lists the base model and the adapters",
+        param="model",
+    )
 
 
 async def _events(

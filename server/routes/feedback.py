@@ -6,15 +6,9 @@ from __future__ import annotations
 
 from litestar import post
 
-from hybrid.errors import HybridError
 from server.auth import CHAT
 from server.schemas import Feedback, FeedbackRequest
 from server.state import ServerState
-
-
-class CompletionNotFoundError(HybridError):
-    code = "completion_not_found"
-    status = 404
 
 
 @post("/v1/feedback", status_code=201, sync_to_thread=True, guards=CHAT)
@@ -22,12 +16,6 @@ def give_feedback(data: FeedbackRequest, server: ServerState) -> Feedback:
     server.ready()
     log = server.log
     assert log is not None
-    if not log.exists(data.completion_id):
-        raise CompletionNotFoundError(
-            f"no answer with id {data.completion_id!r} was logged",
-            hint="use the `id` of a chat completion this server returned",
-            param="completion_id",
-        )
     feedback_id = log.add_feedback(
         data.completion_id, data.rating, data.corrected_answer, data.comment
     )
