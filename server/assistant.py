@@ -73,6 +73,18 @@ class Assistant:
         self.budget = budget
         self.log = log
 
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the generator's worker, if it has one (the engine does)."""
+        close = getattr(self.generator, "close", None)
+        if close is not None:
+            close()
+
     def prepare(
         self, conversation: str | Sequence[Message], settings: GenerationSettings | None = None
     ) -> Prompt:

@@ -16,6 +16,7 @@ past `max_waiting`, submit raises EngineBusyError (HTTP 429).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import queue
 import threading
@@ -168,6 +169,9 @@ class GenerationEngine:
         self._closed = False
         self._worker = threading.Thread(target=self._work, name="generation", daemon=True)
         self._worker.start()
+        # A daemon thread still inside torch when the interpreter finalises aborts the
+        # process ("terminate called without an active exception"): stop it first.
+        atexit.register(self.close)
 
     # -- the callers' side ------------------------------------------------------------
 
@@ -238,6 +242,8 @@ class GenerationEngine:
         return TokenStream(request)
 
     def close(self) -> None:
+        """Stop the worker (waiting and running requests fail) and wait for it."""
+        atexit.unregister(self.close)
         with self._wake:
             self._closed = True
             self._wake.notify()

@@ -95,28 +95,29 @@ def evaluate(
         budget=with_retrieval.budget,
     )
     scores = []
-    for variant in variants:
-        assistant = with_retrieval if variant.endswith("+rag") else without
-        chosen = adapter if variant.startswith("adapter") else None
-        score = VariantScore(variant)
-        started = time.perf_counter()
-        for number, case in enumerate(cases, start=1):
-            answer = assistant.answer(case.question, adapter=chosen)
-            cited = [hit.document_id for hit in answer.citations]
-            score.answers.append(
-                {
-                    "id": case.id,
-                    "answer": answer.text,
-                    "follows_format": not format_problems(answer.text, bot.config.evaluation),
-                    "rouge_l": rouge_l(answer.text, case.reference),
-                    "cited_document": (case.doc_id in cited)
-                    if case.doc_id and variant.endswith("+rag")
-                    else None,
-                    "adapter": str(answer.adapter) if answer.adapter else None,
-                }
-            )
-            if progress:
-                progress(variant, number)
-        score.seconds = time.perf_counter() - started
-        scores.append(score)
+    with with_retrieval:  # stops the engine's worker when done
+        for variant in variants:
+            assistant = with_retrieval if variant.endswith("+rag") else without
+            chosen = adapter if variant.startswith("adapter") else None
+            score = VariantScore(variant)
+            started = time.perf_counter()
+            for number, case in enumerate(cases, start=1):
+                answer = assistant.answer(case.question, adapter=chosen)
+                cited = [hit.document_id for hit in answer.citations]
+                score.answers.append(
+                    {
+                        "id": case.id,
+                        "answer": answer.text,
+                        "follows_format": not format_problems(answer.text, bot.config.evaluation),
+                        "rouge_l": rouge_l(answer.text, case.reference),
+                        "cited_document": (case.doc_id in cited)
+                        if case.doc_id and variant.endswith("+rag")
+                        else None,
+                        "adapter": str(answer.adapter) if answer.adapter else None,
+                    }
+                )
+                if progress:
+                    progress(variant, number)
+            score.seconds = time.perf_counter() - started
+            scores.append(score)
     return scores

@@ -33,7 +33,7 @@ def ask(
         from server import open_assistant
 
         assistant = open_assistant(bot, retrieval=not no_retrieval)
-    with stderr.status("Answering…"):
+    with assistant, stderr.status("Answering…"):
         answer = assistant.answer(question, adapter=ref)
     usage = {
         "prompt_tokens": answer.generation.prompt_tokens,

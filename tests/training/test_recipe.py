@@ -241,6 +241,6 @@ def test_a_few_steps_on_the_real_default_model_then_answer_with_it(real_bot) -> 
         real_bot, TrainRequest(real_bot.data_dir / "train.jsonl", name="e2e", max_steps=2)
     )
     assert result.steps == 2 and result.history.trained_tokens > 0
-    assistant = open_assistant(real_bot)
-    answer = assistant.answer("Do gift cards expire?", adapter=result.adapter.ref)
+    with open_assistant(real_bot) as assistant:
+        answer = assistant.answer("Do gift cards expire?", adapter=result.adapter.ref)
     assert answer.adapter == result.adapter.ref and answer.text
