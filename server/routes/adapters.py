@@ -5,6 +5,8 @@ and /rollback. A promotion switches statuses in one transaction; the next reques
 from __future__ import annotations
 
 from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from server.auth import ADMIN, CHAT
 from server.schemas import AdapterInfo, AdapterList, PromoteRequest
@@ -13,18 +15,22 @@ from training import AdapterRecord
 
 
 @get("/v1/adapters", sync_to_thread=False, guards=CHAT)
-def list_adapters(server: ServerState) -> AdapterList:
+def list_adapters(server: NamedDependency[ServerState]) -> AdapterList:
     return AdapterList(data=[_info(record) for record in server.registry().list()])
 
 
 @post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False, guards=ADMIN)
-def promote(name: str, server: ServerState, data: PromoteRequest | None = None) -> AdapterInfo:
+def promote(
+    name: FromPath[str],
+    server: NamedDependency[ServerState],
+    data: JSONBody[PromoteRequest | None] = None,
+) -> AdapterInfo:
     version = data.version if data is not None else None
     return _info(server.registry().promote(name, version))
 
 
 @post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False, guards=ADMIN)
-def rollback(name: str, server: ServerState) -> AdapterInfo:
+def rollback(name: FromPath[str], server: NamedDependency[ServerState]) -> AdapterInfo:
     return _info(server.registry().rollback(name))
 
 

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 import anyio
 import msgspec
 from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 from litestar.response import Stream
 
 from hybrid.errors import HybridError
@@ -44,7 +46,7 @@ class ModelNotFoundError(HybridError):
 
 
 @get("/v1/models", sync_to_thread=True, guards=CHAT)
-def list_models(server: ServerState) -> ModelList:
+def list_models(server: NamedDependency[ServerState]) -> ModelList:
     models = [Model(id=server.base_model_id, created=server.started_at, owned_by="hybrid")]
     for record in server.registry().list():
         if record.status == "retired":
@@ -58,7 +60,7 @@ def list_models(server: ServerState) -> ModelList:
 
 @post("/v1/chat/completions", status_code=200, guards=CHAT)
 async def chat_completions(
-    data: ChatCompletionRequest, server: ServerState
+    data: JSONBody[ChatCompletionRequest], server: NamedDependency[ServerState]
 ) -> Response[ChatCompletion] | Stream:
     assistant = server.ready()
     adapter = _adapter_for(server, data.model)
@@ -109,7 +111,7 @@ async def chat_completions(
     return Response(_completion(stream.answer, data.model))
 
 
-def _adapter_for(server: ServerState, model: str) -> AdapterRef | None:
+def _adapter_for(server: NamedDependency[ServerState], model: str) -> AdapterRef | None:
     """The adapter `model` names (None: the base). Whether it exists, the engine finds
     out when the request is queued."""
     if model == server.base_model_id:
@@ -129,7 +131,7 @@ def _model_not_found(model: str) -> ModelNotFoundError:
 
 
 async def _events(
-    server: ServerState, stream: AnswerStream, model: str, include_usage: bool
+    server: NamedDependency[ServerState], stream: AnswerStream, model: str, include_usage: bool
 ) -> AsyncIterator[bytes]:
     created = int(time.time())
 
@@ -160,7 +162,7 @@ async def _events(
     yield b"data: [DONE]\n\n"
 
 
-def _count_tokens(server: ServerState, answer: Answer) -> None:
+def _count_tokens(server: NamedDependency[ServerState], answer: Answer) -> None:
     generation = answer.generation
     server.metrics.count_tokens(generation.prompt_tokens, generation.completion_tokens)
 

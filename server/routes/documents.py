@@ -6,6 +6,8 @@ it."""
 from __future__ import annotations
 
 from litestar import delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from indexes import SyncSummary, sync_index
 from indexes.store import DocumentRow
@@ -23,19 +25,21 @@ from server.state import ServerState
 
 
 @get("/v1/documents", sync_to_thread=True, guards=CHAT)
-def list_documents(server: ServerState) -> DocumentList:
+def list_documents(server: NamedDependency[ServerState]) -> DocumentList:
     return DocumentList(data=[_info(row) for row in documents.list_documents(server.bot)])
 
 
 # Not in a worker thread: a quick sqlite read (and with sync_to_thread=True, Litestar
 # 2.25 returned this path-parameter GET's coroutine unawaited).
 @get("/v1/documents/{document_id:path}", sync_to_thread=False, guards=CHAT)
-def get_document(document_id: str, server: ServerState) -> DocumentInfo:
+def get_document(document_id: FromPath[str], server: NamedDependency[ServerState]) -> DocumentInfo:
     return _info(documents.get_document(server.bot, document_id.lstrip("/")))
 
 
 @put("/v1/documents/{document_id:path}", sync_to_thread=True, guards=ADMIN)
-def put_document(document_id: str, data: DocumentBody, server: ServerState) -> DocumentChange:
+def put_document(
+    document_id: FromPath[str], data: JSONBody[DocumentBody], server: NamedDependency[ServerState]
+) -> DocumentChange:
     change = documents.put_document(
         server.bot, server.embedder(), document_id.lstrip("/"), data.title, data.text
     )
@@ -45,21 +49,23 @@ def put_document(document_id: str, data: DocumentBody, server: ServerState) -> D
 
 
 @delete("/v1/documents/{document_id:path}", status_code=200, sync_to_thread=True, guards=ADMIN)
-def delete_document(document_id: str, server: ServerState) -> DocumentChange:
+def delete_document(
+    document_id: FromPath[str], server: NamedDependency[ServerState]
+) -> DocumentChange:
     change = documents.delete_document(server.bot, server.embedder(), document_id.lstrip("/"))
     server.index_changed()
     return DocumentChange(document=None, deleted=True, sync=_sync_info(change.sync))
 
 
 @post("/v1/index/sync", status_code=200, sync_to_thread=True, guards=ADMIN)
-def sync(server: ServerState) -> SyncInfo:
+def sync(server: NamedDependency[ServerState]) -> SyncInfo:
     summary = sync_index(server.bot, server.embedder())
     server.index_changed()
     return _sync_info(summary)
 
 
 @get("/v1/index", sync_to_thread=True, guards=CHAT)
-def index_info(server: ServerState) -> IndexInfo:
+def index_info(server: NamedDependency[ServerState]) -> IndexInfo:
     rows = documents.list_documents(server.bot)
     version = server.retriever.version() if server.retriever else None
     return IndexInfo(version=version, documents=len(rows))

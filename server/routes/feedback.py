@@ -5,6 +5,8 @@ style adapter is trained from."""
 from __future__ import annotations
 
 from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from server.auth import CHAT
 from server.schemas import Feedback, FeedbackRequest
@@ -12,7 +14,9 @@ from server.state import ServerState
 
 
 @post("/v1/feedback", status_code=201, sync_to_thread=True, guards=CHAT)
-def give_feedback(data: FeedbackRequest, server: ServerState) -> Feedback:
+def give_feedback(
+    data: JSONBody[FeedbackRequest], server: NamedDependency[ServerState]
+) -> Feedback:
     server.ready()
     log = server.log
     assert log is not None

@@ -10,8 +10,9 @@ from typing import Annotated
 import anyio
 from litestar import delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
 from server.auth import ADMIN
 from server.files import StoredFile
@@ -28,7 +29,7 @@ class Upload:
 @post("/v1/files", status_code=200, guards=ADMIN)
 async def upload_file(
     data: Annotated[Upload, Body(media_type=RequestEncodingType.MULTI_PART)],
-    server: ServerState,
+    server: NamedDependency[ServerState],
 ) -> FileObject:
     content = await data.file.read()
     name = data.file.filename or "upload.jsonl"
@@ -41,9 +42,9 @@ async def upload_file(
 
 @get("/v1/files", sync_to_thread=False, guards=ADMIN)
 def list_files(
-    server: ServerState,
-    after: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=10_000)] = 10_000,
+    server: NamedDependency[ServerState],
+    after: FromQuery[str | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 10_000,
 ) -> FileList:
     """Oldest first; `after` a file id, at most `limit` of them."""
     stored = server.files().list()
@@ -60,12 +61,12 @@ def list_files(
 
 
 @get("/v1/files/{file_id:str}", sync_to_thread=False, guards=ADMIN)
-def retrieve_file(file_id: str, server: ServerState) -> FileObject:
+def retrieve_file(file_id: FromPath[str], server: NamedDependency[ServerState]) -> FileObject:
     return _object(server.files().get(file_id))
 
 
 @delete("/v1/files/{file_id:str}", status_code=200, sync_to_thread=False, guards=ADMIN)
-def delete_file(file_id: str, server: ServerState) -> FileDeleted:
+def delete_file(file_id: FromPath[str], server: NamedDependency[ServerState]) -> FileDeleted:
     return FileDeleted(id=server.files().delete(file_id).id)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from server.auth import ADMIN
 from server.state import ServerState
 
 
 @get("/metrics", sync_to_thread=True, guards=ADMIN)
-def metrics(server: ServerState) -> Response[str]:
+def metrics(server: NamedDependency[ServerState]) -> Response[str]:
     engine, retriever = server.engine, server.retriever
     version = retriever.version() if retriever is not None else None
     active = [str(r.ref) for r in server.registry().list() if r.status == "active"]

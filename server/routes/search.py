@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from indexes import IndexNotReadyError
 from server.auth import CHAT
@@ -11,7 +13,7 @@ from server.state import ServerState
 
 
 @post("/v1/search", status_code=200, sync_to_thread=True, guards=CHAT)
-def search(data: SearchRequest, server: ServerState) -> SearchResult:
+def search(data: JSONBody[SearchRequest], server: NamedDependency[ServerState]) -> SearchResult:
     server.ready()
     retriever = server.retriever
     if retriever is None:
