@@ -16,6 +16,7 @@ from benchmarks import (
     bench_matmul,
     bench_retrieval_quality,
     bench_search_latency,
+    bench_server,
     bench_training,
 )
 
@@ -27,6 +28,7 @@ BENCHMARKS = {
     "retrieval_quality": bench_retrieval_quality.run,
     "search_latency": bench_search_latency.run,
     "training": bench_training.run,
+    "server": bench_server.run,
 }
 
 

@@ -17,7 +17,17 @@ from litestar.openapi import OpenAPIConfig
 from hybrid.bot import Bot
 from server.http_errors import EXCEPTION_HANDLERS
 from server.metrics import metrics_middleware
-from server.routes import adapters, chat, documents, feedback, files, health, metrics, search
+from server.routes import (
+    adapters,
+    chat,
+    documents,
+    feedback,
+    files,
+    health,
+    jobs,
+    metrics,
+    search,
+)
 from server.state import ServerState
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # uploads of training files; larger bodies get 413
@@ -44,6 +54,7 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
             *documents.ROUTES,
             *feedback.ROUTES,
             *files.ROUTES,
+            *jobs.ROUTES,
             *search.ROUTES,
             *health.ROUTES,
             *metrics.ROUTES,

@@ -21,6 +21,7 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], int] = defaultdict(int)
         self._latency: dict[str, list[float]] = {}  # route -> bucket counts + sum + count
         self._tokens = {"prompt": 0, "completion": 0}
+        self._prompt_building = [0.0, 0]  # seconds, count
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -31,6 +32,12 @@ class Metrics:
                     counts[i] += 1
             counts[-2] += seconds
             counts[-1] += 1
+
+    def observe_prompt_building(self, seconds: float) -> None:
+        """Time a chat request spent retrieving its sources and building its prompt."""
+        with self._lock:
+            self._prompt_building[0] += seconds
+            self._prompt_building[1] += 1
 
     def count_tokens(self, prompt: int, completion: int) -> None:
         with self._lock:
@@ -69,6 +76,13 @@ class Metrics:
             ]
             for kind, count in self._tokens.items():
                 lines.append(f'hybrid_tokens_total{{kind="{kind}"}} {count}')
+            seconds, count = self._prompt_building
+            lines += [
+                "# HELP hybrid_prompt_building_seconds Retrieval and prompt building per chat.",
+                "# TYPE hybrid_prompt_building_seconds summary",
+                f"hybrid_prompt_building_seconds_sum {seconds:.6f}",
+                f"hybrid_prompt_building_seconds_count {count}",
+            ]
         for name, value in gauges.items():
             lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
         for name, (label, values) in labelled.items():

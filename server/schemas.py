@@ -261,3 +261,114 @@ class FileDeleted(msgspec.Struct, kw_only=True):
     id: str
     object: str = "file"
     deleted: bool = True
+
+
+# -- fine-tuning jobs -------------------------------------------------------------------
+
+Auto = Literal["auto"]
+
+
+class JobHyperparameters(msgspec.Struct, kw_only=True):
+    """ "auto" takes the bot's `[training]` setting; the learning rate is the bot's
+    `training.learning_rate` times the multiplier."""
+
+    n_epochs: Auto | Annotated[int, msgspec.Meta(ge=1, le=100)] = "auto"
+    batch_size: Auto | Annotated[int, msgspec.Meta(ge=1, le=1024)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, msgspec.Meta(gt=0.0, le=100.0)] = "auto"
+
+
+class SupervisedMethod(msgspec.Struct, kw_only=True):
+    hyperparameters: JobHyperparameters | None = None
+
+
+class JobMethod(msgspec.Struct, kw_only=True):
+    type: Literal["supervised", "dpo", "reinforcement"]
+    supervised: SupervisedMethod | None = None
+
+
+class CreateJobRequest(msgspec.Struct, kw_only=True):
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    training_file: Annotated[str, msgspec.Meta(min_length=1)]
+    validation_file: str | None = None
+    hyperparameters: JobHyperparameters | None = None  # OpenAI's older place for them
+    method: JobMethod | None = None
+    suffix: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    seed: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    metadata: dict[str, str] | None = None
+    integrations: list[dict[str, object]] | None = None
+
+
+class JobError(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+    param: str | None = None
+
+
+class FineTuningJob(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "fine_tuning.job"
+    created_at: int
+    model: str
+    status: str
+    training_file: str
+    validation_file: str | None
+    hyperparameters: JobHyperparameters
+    method: JobMethod
+    seed: int
+    fine_tuned_model: str | None  # NAME@VERSION, usable as `model` at once
+    finished_at: int | None
+    trained_tokens: int | None
+    error: JobError | None
+    user_provided_suffix: str | None
+    metadata: dict[str, str] | None
+    organization_id: str = "hybrid"
+    result_files: list[str] = msgspec.field(default_factory=list)
+    integrations: list[dict[str, object]] = msgspec.field(default_factory=list)
+    estimated_finish: int | None = None
+
+
+class FineTuningJobList(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[FineTuningJob]
+    has_more: bool
+
+
+class JobEventObject(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "fine_tuning.job.event"
+    created_at: int
+    level: str
+    type: str
+    message: str
+    data: dict[str, object] | None = None
+
+
+class JobEventList(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[JobEventObject]
+    has_more: bool
+
+
+class CheckpointMetrics(msgspec.Struct, kw_only=True):
+    step: int
+    train_loss: float | None = None
+    valid_loss: float | None = None
+
+
+class JobCheckpointObject(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuning_job_id: str
+    # NAME@VERSION for the one that was published; NAME:ckpt-step-N (not servable) else.
+    fine_tuned_model_checkpoint: str
+    step_number: int
+    metrics: CheckpointMetrics
+
+
+class JobCheckpointList(msgspec.Struct, kw_only=True):
+    object: str = "list"
+    data: list[JobCheckpointObject]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None

@@ -22,6 +22,8 @@ from server.compose import open_assistant
 from server.engine import GenerationEngine
 from server.files import FileStore
 from server.interactions import InteractionLog
+from server.job_runner import JobRunner
+from server.jobs import JobStore
 from server.metrics import Metrics
 from training import AdapterRecord, AdapterRegistry
 
@@ -42,9 +44,13 @@ class ServerState:
     assistant: Assistant | None = None
     log: InteractionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    job_runner: JobRunner = field(init=False)
     _stores: threading.local = field(default_factory=threading.local)
     _embedder: Embedder | None = None
     _embedder_lock: _thread.LockType = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.job_runner = JobRunner(self.bot)
 
     @property
     def engine(self) -> GenerationEngine | None:
@@ -80,6 +86,9 @@ class ServerState:
             "files", lambda: FileStore(self.bot.database, self.bot.state_dir / "files")
         )
 
+    def jobs(self) -> JobStore:
+        return self._per_thread("jobs", lambda: JobStore(self.bot.database))
+
     def _per_thread(self, name: str, connect: Callable[[], T]) -> T:
         """This thread's own store (sqlite connections are not shared between threads)."""
         store = getattr(self._stores, name, None)
@@ -107,7 +116,9 @@ class ServerState:
             self.assistant.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
 
     def load(self) -> None:
-        """Load the model, the retriever (if the index was synced) and the log."""
+        """Start the fine-tuning job runner; load the model, the retriever (if the index
+        was synced) and the log."""
+        self.job_runner.start()
         try:
             bot = self.bot
             self.log = InteractionLog(
@@ -131,6 +142,7 @@ class ServerState:
             self.status, self.detail = "failed", str(exc)
 
     def close(self) -> None:
+        self.job_runner.close()
         if self.engine is not None:
             self.engine.close()
         if self.log is not None:

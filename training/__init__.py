@@ -9,7 +9,7 @@ from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
 from training.export import export_adapter, merge_adapter
 from training.lint import LintReport, lint_data, lint_for_training, write_redacted
-from training.recipe import Progress, TrainRequest, TrainResult, train_adapter
+from training.recipe import Progress, TrainRequest, TrainResult, can_resume, train_adapter
 from training.registry import AdapterNotFoundError, AdapterRecord, AdapterRegistry
 from training.rendering import RenderError, TokenizedExample, tokenize_example
 from training.retrieval_data import with_retrieval
@@ -29,6 +29,7 @@ __all__ = [
     "TokenizedExample",
     "TrainRequest",
     "TrainResult",
+    "can_resume",
     "export_adapter",
     "lint_data",
     "lint_for_training",

@@ -49,7 +49,7 @@ class RunFolder:
                 f"{', '.join(changed)}",
                 hint="resume with the same data and settings, or start over without --resume",
             )
-        steps = sorted(self.folder.glob("step-*"))
+        steps = self._checkpoints()
         if not steps:
             raise HybridError(
                 f"nothing to resume: the run in {self.folder} has no checkpoint yet",
@@ -58,6 +58,12 @@ class RunFolder:
         import torch
 
         return torch.load(steps[-1] / STATE_FILE, weights_only=False)
+
+    def has_checkpoint(self) -> bool:
+        return bool(self._checkpoints())
+
+    def _checkpoints(self) -> list[Path]:
+        return sorted(self.folder.glob("step-*"))
 
     def save(self, step: int, state: dict[str, Any]) -> None:
         import torch

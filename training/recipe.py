@@ -53,11 +53,17 @@ class TrainRequest:
 
 @dataclass(frozen=True)
 class Progress:
+    """Sent after every step, and once more when an epoch ends (`epoch_done`, with the
+    epoch's eval loss when there is an eval set). A callback that raises stops the run;
+    its last checkpoint stays resumable."""
+
     step: int
     total_steps: int
     epoch: int
     loss: float
     tokens_per_second: float
+    epoch_done: bool = False
+    eval_loss: float | None = None
 
 
 @dataclass
@@ -134,7 +140,7 @@ def train_adapter(
     )
 
     # -- run state (fresh or resumed) ----------------------------------------------------
-    run = RunFolder(bot.state_dir / "runs" / request.name)
+    run = _run_folder(bot, request.name)
     identity = _identity(bot, request, settings)
     history, step, epoch, batch_index = History(), 0, 0, 0
     best: tuple[float, dict[str, Any]] | None = None
@@ -197,6 +203,7 @@ def train_adapter(
                 checkpoint()
         if batch_index == len(batches):  # a whole epoch: evaluate, maybe stop early
             epoch, batch_index = epoch + 1, 0
+            eval_loss = None
             if eval_set:
                 eval_loss = _eval_loss(model, eval_set, settings, pad_id, autocast, share_prefix)
                 history.eval_loss.append((step, eval_loss))
@@ -205,6 +212,10 @@ def train_adapter(
                 else:
                     stale_epochs += 1
             checkpoint()
+            if progress:
+                last_loss = history.train_loss[-1][1] if history.train_loss else float("nan")
+                rate = history.tokens_per_second
+                progress(Progress(step, total_steps, epoch, last_loss, rate, True, eval_loss))
 
     # -- publish ----------------------------------------------------------------------------
     if best is not None:
@@ -220,6 +231,15 @@ def train_adapter(
         record = registry.publish(request.name, write)
     run.finish()
     return TrainResult(record, step, epoch, history, stopped_early())
+
+
+def can_resume(bot: Bot, name: str) -> bool:
+    """Whether an interrupted run of adapter `name` left a checkpoint to resume from."""
+    return _run_folder(bot, name).has_checkpoint()
+
+
+def _run_folder(bot: Bot, name: str) -> RunFolder:
+    return RunFolder(bot.state_dir / "runs" / name)
 
 
 def _autocast(settings: TrainingSettings, placement: Placement):

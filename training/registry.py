@@ -94,7 +94,7 @@ class AdapterRegistry:
     def publish(self, name: str, write: Callable[[Path], dict[str, Any]]) -> AdapterRecord:
         """Number a new version of `name`, let `write(folder)` fill a temporary folder
         (returning the manifest), move it into place and list it as a candidate."""
-        _check_name(name)
+        check_adapter_name(name)
         self._remove_abandoned(name)
         with self._transaction():  # two publications at once get different numbers
             row = self.db.execute(
@@ -268,7 +268,7 @@ class AdapterRegistry:
         self.db.execute("COMMIT")
 
 
-def _check_name(name: str) -> None:
+def check_adapter_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
         raise HybridError(
             f"bad adapter name {name!r}",

@@ -81,7 +81,9 @@ async def chat_completions(
         Message("system" if m.role == "developer" else m.role, m.text())  # type: ignore[arg-type]
         for m in data.messages
     ]
+    started = time.perf_counter()
     prompt = await anyio.to_thread.run_sync(assistant.prepare, conversation, settings)
+    server.metrics.observe_prompt_building(time.perf_counter() - started)
     try:
         stream = assistant.stream(
             conversation,

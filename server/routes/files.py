@@ -16,6 +16,7 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 
 from server.auth import ADMIN
 from server.files import StoredFile
+from server.pages import cursor_page
 from server.schemas import FileDeleted, FileList, FileObject
 from server.state import ServerState
 
@@ -47,16 +48,13 @@ def list_files(
     limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 10_000,
 ) -> FileList:
     """Oldest first; `after` a file id, at most `limit` of them."""
-    stored = server.files().list()
-    if after is not None:
-        ids = [f.id for f in stored]
-        stored = stored[ids.index(after) + 1 :] if after in ids else []
-    page = [_object(f) for f in stored[:limit]]
+    page, has_more = cursor_page(server.files().list(), after, limit)
+    data = [_object(stored) for stored in page]
     return FileList(
-        data=page,
-        has_more=len(stored) > limit,
-        first_id=page[0].id if page else None,
-        last_id=page[-1].id if page else None,
+        data=data,
+        has_more=has_more,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
     )
 
 

@@ -50,10 +50,9 @@ def test_without_keys_the_server_is_open_and_with_one_it_is_not(served) -> None:
     )
     assert as_chat.status_code == 403
     assert as_chat.json()["error"]["type"] == "permission_error"
-    assert (
-        httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {chat_key}"}).status_code
-        == 403
-    )
+    for admin_only in ("/metrics", "/v1/fine_tuning/jobs", "/v1/files"):
+        as_chat = httpx.get(f"{url}{admin_only}", headers={"Authorization": f"Bearer {chat_key}"})
+        assert as_chat.status_code == 403, admin_only
     as_admin = httpx.put(
         f"{url}/v1/documents/pets", json=body,
         headers={"Authorization": f"Bearer {admin_key}"}, timeout=60,

@@ -173,6 +173,8 @@ def test_metrics_count_requests_tokens_and_show_the_state(client: openai.OpenAI,
     assert 'hybrid_request_seconds_bucket{route="/v1/chat/completions",le="+Inf"}' in text
     completion = next(line for line in text.splitlines() if 'kind="completion"' in line)
     assert int(completion.rsplit(" ", 1)[1]) >= 1
+    building = next(line for line in text.splitlines() if "prompt_building_seconds_count" in line)
+    assert int(building.rsplit(" ", 1)[1]) >= 1
     assert "hybrid_index_version 1" in text and "hybrid_queue_depth 0" in text
     assert 'hybrid_active_adapter{adapter="style@1"} 1' in text
 

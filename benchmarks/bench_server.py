@@ -1,0 +1,244 @@
+"""The server under load, on the real default model: `hybrid serve` in its own process,
+the official `openai` client streaming the sample bot's golden questions from 1, 4, 8
+and 16 threads at once. Figures: aggregate generated tokens/s at each concurrency (and
+the ratio to concurrency 1), time to first token, the share of request time spent on
+retrieval and prompt building (the server's own /metrics), and a batch mixing 4
+adapters against the same batch on one adapter.
+
+The 4 adapters are trained for one step at a negligible learning rate: they cost what
+any adapter costs, but answer token for token as the base model does, so the mixed and
+single batches generate exactly the same tokens and their times compare directly."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from benchmarks.common import Figure
+from hybrid.bot import Bot, init_bot
+from indexes import embedder_for_bot, sync_index
+from training import AdapterRegistry, TrainRequest, train_adapter
+
+CONCURRENCY = (1, 4, 8, 16)
+ANSWER_TOKENS = 128
+ADAPTERS = ("a1", "a2", "a3", "a4")
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory() as scratch:
+        bot = init_bot(Path(scratch) / "bot")
+        sync_index(bot, embedder_for_bot(bot))
+        _publish_inert_adapters(bot)
+        questions = [
+            json.loads(line)["question"]
+            for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        with _server(bot) as url:
+            return _measure(url, questions, bot.config.models.base)
+
+
+def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=600)
+    ask(client, questions[0], ADAPTERS[0], 0)  # loads an adapter, warms up
+    figures: list[Figure] = []
+    rates: dict[int, float] = {}
+    first_tokens: dict[int, list[float]] = {}
+    before = _prompt_building(url)
+    latency_sum, requests = 0.0, 0
+    for concurrency in CONCURRENCY:
+        count = max(4, 2 * concurrency)
+        asked = [questions[i % len(questions)] for i in range(count)]
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            results = list(pool.map(lambda q: ask(client, q, base, 0.7), asked))
+        wall = time.perf_counter() - started
+        tokens = sum(r["tokens"] for r in results)
+        rates[concurrency] = tokens / wall
+        first_tokens[concurrency] = [r["first_token"] for r in results]
+        latency_sum += sum(r["seconds"] for r in results)
+        requests += len(results)
+        figures.append(
+            Figure(
+                f"throughput at concurrency {concurrency}",
+                round(rates[concurrency], 1),
+                "tokens/s",
+                f"{count} streamed requests, {tokens} tokens in {wall:.1f} s",
+            )
+        )
+    for concurrency in CONCURRENCY[1:]:
+        figures.append(
+            Figure(
+                f"concurrency {concurrency} / concurrency 1",
+                round(rates[concurrency] / rates[1], 2),
+                "x",
+                "aggregate tokens/s, same run" + ("; target >= 4" if concurrency == 8 else ""),
+            )
+        )
+    for concurrency in (1, 8):
+        times = sorted(first_tokens[concurrency])
+        figures += [
+            Figure(
+                f"time to first token p50, concurrency {concurrency}",
+                round(statistics.median(times) * 1000),
+                "ms",
+                f"{len(times)} requests",
+            ),
+            Figure(
+                f"time to first token p99, concurrency {concurrency}",
+                round(_percentile(times, 0.99) * 1000),
+                "ms",
+                f"{len(times)} requests (nearest rank)",
+            ),
+        ]
+    building_seconds, building_count = (
+        a - b for a, b in zip(_prompt_building(url), before, strict=True)
+    )
+    figures.append(
+        Figure(
+            "retrieval + prompt building share of request time",
+            round(100 * building_seconds / latency_sum, 2),
+            "%",
+            f"{building_count} requests, {1000 * building_seconds / building_count:.0f} ms "
+            f"each of {1000 * latency_sum / requests:.0f} ms mean latency; target < 5",
+        )
+    )
+    figures += _mixed_adapters(client, questions)
+    return figures
+
+
+def _mixed_adapters(client, questions: list[str]) -> list[Figure]:
+    """8 greedy requests at once: all on one adapter, then over 4 (best of 2 each)."""
+    asked = questions[:8]
+
+    def batch(adapters: list[str]) -> tuple[float, int]:
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(len(asked)) as pool:
+            results = list(
+                pool.map(lambda qa: ask(client, *qa, 0.0), zip(asked, adapters, strict=True))
+            )
+        return time.perf_counter() - started, sum(r["tokens"] for r in results)
+
+    one = [ADAPTERS[0]] * len(asked)
+    mixed = [ADAPTERS[i % len(ADAPTERS)] for i in range(len(asked))]
+    single_runs = [batch(one), batch(one)]
+    mixed_runs = [batch(mixed), batch(mixed)]
+    single, single_tokens = min(single_runs)
+    mixed_time, mixed_tokens = min(mixed_runs)
+    return [
+        Figure("batch of 8 on one adapter", round(single, 2), "s", f"{single_tokens} tokens"),
+        Figure("batch of 8 over 4 adapters", round(mixed_time, 2), "s", f"{mixed_tokens} tokens"),
+        Figure(
+            "4 adapters / 1 adapter",
+            round(mixed_time / single, 2),
+            "x",
+            "same tokens, same run; target <= 1.3",
+        ),
+    ]
+
+
+def ask(client, question: str, model: str, temperature: float) -> dict:
+    """One streamed request: its time to first token, its length and its latency."""
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": question}],
+        max_tokens=ANSWER_TOKENS,
+        temperature=temperature,
+        seed=7,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = time.perf_counter() - started
+        if chunk.usage is not None:
+            tokens = chunk.usage.completion_tokens
+    seconds = time.perf_counter() - started
+    return {"first_token": first or seconds, "tokens": tokens, "seconds": seconds}
+
+
+def _percentile(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
+
+
+def _prompt_building(url: str) -> tuple[float, float]:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("hybrid_prompt_building_seconds")
+    }
+    return (
+        values["hybrid_prompt_building_seconds_sum"],
+        values["hybrid_prompt_building_seconds_count"],
+    )
+
+
+def _publish_inert_adapters(bot: Bot) -> None:
+    training = msgspec.structs.replace(bot.config.training, learning_rate=1e-12)
+    quiet = Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+    for name in ADAPTERS:
+        train_adapter(quiet, TrainRequest(bot.data_dir / "train.jsonl", name=name, max_steps=1))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        for name in ADAPTERS:
+            registry.promote(name, 1)
+
+
+class _server:
+    """`hybrid serve` on a free loopback port, in its own process."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def __enter__(self) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hybrid",
+                "-C",
+                str(self.bot.root),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.5)
+        self.process.kill()
+        raise RuntimeError("hybrid serve did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)

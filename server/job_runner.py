@@ -1,0 +1,132 @@
+"""Runs fine-tuning jobs, one at a time, in a background thread of the server: each is
+`train_adapter` on the uploaded file, with the job's hyperparameters laid over the bot's
+`[training]` settings. Steps become metrics events, epoch ends become checkpoints, and a
+cancel takes effect at the next step. The trained version is published as a candidate,
+so the job's `fine_tuned_model` (NAME@VERSION) can be asked for at once.
+
+A job the server was running when it stopped is queued again at the next start and
+resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import msgspec
+
+from hybrid.bot import Bot
+from hybrid.errors import HybridError
+from server.files import FileStore
+from server.jobs import Job, JobStore
+from training import Progress, TrainRequest, can_resume, train_adapter
+
+logger = logging.getLogger(__name__)
+IDLE_POLL_SECONDS = 5.0  # also picks up jobs another process queued
+
+
+class _Stop(Exception):
+    """Raised from the progress callback to leave a run: cancelled or shutting down."""
+
+
+class JobRunner:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="fine-tuning", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A job was queued."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop; a job in progress stops at its next step and resumes at the next start."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _work(self) -> None:
+        jobs = JobStore(self.bot.database)
+        files = FileStore(self.bot.database, self.bot.state_dir / "files")
+        try:
+            resuming = {job.id for job in jobs.requeue_interrupted()}
+            while not self._stopping.is_set():
+                job = jobs.claim_next()
+                if job is None:
+                    self._wake.wait(IDLE_POLL_SECONDS)
+                    self._wake.clear()
+                    continue
+                self._run(job, jobs, files, resume=job.id in resuming)
+        finally:
+            jobs.close()
+            files.close()
+
+    def _run(self, job: Job, jobs: JobStore, files: FileStore, *, resume: bool) -> None:
+        spec = job.spec
+        bot = _with_hyperparameters(self.bot, job)
+        resume = resume and can_resume(bot, spec.adapter)
+        if resume:
+            jobs.add_event(job.id, "Resuming from the last checkpoint")
+
+        def progress(update: Progress) -> None:
+            if self._stopping.is_set() or jobs.cancel_requested(job.id):
+                raise _Stop
+            if update.epoch_done:
+                metrics = {"step": update.step, "train_loss": update.loss}
+                if update.eval_loss is not None:
+                    metrics["valid_loss"] = update.eval_loss
+                model = f"{spec.adapter}:ckpt-step-{update.step}"
+                jobs.add_checkpoint(job.id, update.step, model, metrics)
+                return
+            jobs.add_event(
+                job.id,
+                f"Step {update.step}/{update.total_steps}: training loss={update.loss:.4f}",
+                data={
+                    "step": update.step,
+                    "total_steps": update.total_steps,
+                    "epoch": update.epoch,
+                    "train_loss": update.loss,
+                    "tokens_per_second": round(update.tokens_per_second, 1),
+                },
+            )
+
+        request = TrainRequest(
+            train_file=files.path(spec.training_file),
+            name=spec.adapter,
+            eval_file=files.path(spec.validation_file) if spec.validation_file else None,
+            resume=resume,
+        )
+        try:
+            result = train_adapter(bot, request, progress)
+        except _Stop:
+            if not self._stopping.is_set():
+                jobs.mark_cancelled(job.id)
+            return  # shutting down: the job stays running, to resume at the next start
+        except HybridError as exc:
+            jobs.fail(job.id, exc.code, exc.message)
+            return
+        except Exception as exc:  # the job fails; the runner goes on to the next one
+            logger.exception("fine-tuning job %s failed", job.id)
+            jobs.fail(job.id, "internal_error", f"{type(exc).__name__}: {exc}")
+            return
+        model = str(result.adapter.ref)
+        jobs.name_last_checkpoint(job.id, model)
+        jobs.succeed(job.id, model, result.history.tokens)
+
+
+def _with_hyperparameters(bot: Bot, job: Job) -> Bot:
+    """The bot with the job's hyperparameters over its `[training]` settings."""
+    spec, training = job.spec, bot.config.training
+    training = msgspec.structs.replace(
+        training,
+        epochs=spec.n_epochs if spec.n_epochs is not None else training.epochs,
+        batch_size=spec.batch_size or training.batch_size,
+        learning_rate=training.learning_rate * (spec.learning_rate_multiplier or 1.0),
+        seed=spec.seed,
+    )
+    return Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
