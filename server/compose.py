@@ -7,6 +7,7 @@ from hybrid.hardware import choose_placement
 from hybrid.types import AdapterRef
 from indexes import open_retriever
 from server.assistant import Assistant
+from server.attention import register_gqa_attention
 from server.engine import AdapterLookup, GenerationEngine
 from server.interactions import InteractionLog
 from training import AdapterRecord, AdapterRegistry, load_base_model
@@ -25,11 +26,13 @@ def open_assistant(
     # Checked before the base model loads: a bot never synced fails at once.
     retriever = open_retriever(bot) if retrieval else None
     models = bot.config.models
+    placement = choose_placement(models.device, models.dtype)
     base = load_base_model(
         models.base,
         base_dir=bot.root,
         models_dir=bot.models_dir,
-        placement=choose_placement(models.device, models.dtype),
+        placement=placement,
+        attention=register_gqa_attention() if placement.device == "cpu" else None,
     )
     engine = GenerationEngine(
         base,

@@ -1,13 +1,18 @@
-"""The rows a decoding batch holds: their shared KV cache and attention mask.
+"""The rows a decoding batch holds: their shared KV cache and attention mask; and the
+caches of prompt prefixes that requests share.
 
-Rows are left-padded to one length, so each step feeds every row one token at the same
-column. Requests join between steps (their prompts' caches are padded and stacked onto
-the batch's) and leave when they finish (their rows are dropped, and any leading columns
-that only padding still uses are trimmed).
+Rows are padded on the left (after a shared prefix, if they start with one) to one
+length, so each step feeds every row one token at the same column; the mask and each
+row's positions skip the padding. Requests join between steps (their prompts' caches
+are padded and stacked onto the batch's) and leave when they finish (their rows are
+dropped, and any leading columns that only padding still uses are trimmed).
 """
 
 from __future__ import annotations
 
+import collections
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,18 +34,21 @@ class KVBatch:
         from transformers import DynamicCache
 
         if self.cache is None:
-            self.cache, self.mask = cache, mask
-            return
-        width = max(self.mask.shape[1], mask.shape[1])
-        layers = [
-            tuple(
-                torch.cat([_pad_left(old, width), _pad_left(new, width)], dim=0)
-                for old, new in ((old_k, new_k), (old_v, new_v))
-            )
-            for (old_k, old_v, _), (new_k, new_v, _) in zip(self.cache, cache, strict=True)
-        ]
-        self.cache = DynamicCache(ddp_cache_data=layers)
-        self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(mask, width)], dim=0)
+            layers = [(keys, values) for keys, values, *_ in cache]
+            self.mask = mask
+        else:
+            width = max(self.mask.shape[1], mask.shape[1])
+            layers = [
+                tuple(
+                    torch.cat([_pad_left(old, width), _pad_left(new, width)], dim=0)
+                    for old, new in ((old_k, new_k), (old_v, new_v))
+                )
+                for (old_k, old_v, *_), (new_k, new_v, *_) in zip(self.cache, cache, strict=True)
+            ]
+            self.mask = torch.cat([_pad_left(self.mask, width), _pad_left(mask, width)], dim=0)
+        self.cache = DynamicCache()
+        roomy = _roomy_layer_class()
+        self.cache.layers = [roomy(keys, values) for keys, values in layers]
 
     def next_positions(self) -> torch.Tensor:
         """Open a column for the token each row is fed next; that token's positions."""
@@ -57,14 +65,66 @@ class KVBatch:
             self.cache = self.mask = None
             return
         index = torch.tensor(rows, dtype=torch.long)
-        self.cache.batch_select_indices(index)
         self.mask = self.mask[index]
         first = int(self.mask.any(dim=0).nonzero()[0])
-        if first:
-            self.mask = self.mask[:, first:]
-            for layer in self.cache.layers:
-                layer.keys = layer.keys[..., first:, :]
-                layer.values = layer.values[..., first:, :]
+        self.mask = self.mask[:, first:]
+        for layer in self.cache.layers:
+            layer.reset_to(layer.keys[index, :, first:], layer.values[index, :, first:])
+
+
+SPARE_COLUMNS = 64
+
+
+@functools.cache  # defined on first use: transformers is imported only when generating
+def _roomy_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class RoomyLayer(DynamicLayer):
+        """A cache layer with spare columns: each step's keys and values are written into
+        them, where transformers' DynamicLayer concatenates, copying the whole cache at
+        every step (a sixth of a decoding step at batch 8 on a CPU)."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            super().__init__()
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+            self.reset_to(keys, values)
+
+        def reset_to(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+            """Hold these (copied, with room to grow by half again)."""
+            length = keys.shape[-2]
+            room = max(SPARE_COLUMNS, length // 2)
+            self._keys = _with_room(keys, room)
+            self._values = _with_room(values, room)
+            self._length = length
+            self.keys, self.values = keys, values
+            self._expose()
+
+        def update(self, key_states, value_states, *args: Any, **kwargs: Any):
+            end = self._length + key_states.shape[-2]
+            if end > self._keys.shape[-2]:
+                self.reset_to(self.keys, self.values)
+            self._keys[..., self._length : end, :] = key_states
+            self._values[..., self._length : end, :] = value_states
+            self._length = end
+            self._expose()
+            return self.keys, self.values
+
+        def _expose(self) -> None:
+            self.keys = self._keys[..., : self._length, :]
+            self.values = self._values[..., : self._length, :]
+
+    return RoomyLayer
+
+
+def _with_room(tensor: torch.Tensor, room: int) -> torch.Tensor:
+    import torch
+
+    shape = list(tensor.shape)
+    length = shape[-2]
+    shape[-2] += room
+    buffer = torch.empty(shape, dtype=tensor.dtype, device=tensor.device)
+    buffer[..., :length, :] = tensor
+    return buffer
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
@@ -79,3 +139,39 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+class PrefixCache:
+    """KV caches of prompt prefixes that many requests share (a bot's system turn comes
+    first in every prompt), one per (prefix, adapter): computed once, then copied into
+    each batch that starts with it, so only the rest of a prompt is prefilled. Keyed by
+    the adapter's name@version, so a promoted version never reuses an old entry."""
+
+    def __init__(self, capacity: int = 32) -> None:
+        self.capacity = capacity
+        self._entries: collections.OrderedDict[tuple[tuple[int, ...], str], Any] = (
+            collections.OrderedDict()
+        )
+
+    def batch(self, prefix: tuple[int, ...], keys: list[str], compute: Callable[[str], Any]) -> Any:
+        """A DynamicCache with one row per key: that adapter's cache of `prefix`
+        (`compute(key)` makes a missing one)."""
+        import torch
+        from transformers import DynamicCache
+
+        rows = [self._get(prefix, key, compute) for key in keys]
+        layers = [
+            tuple(torch.cat([row[layer][part] for row in rows], dim=0) for part in (0, 1))
+            for layer in range(len(rows[0]))
+        ]
+        return DynamicCache(ddp_cache_data=layers)
+
+    def _get(self, prefix: tuple[int, ...], key: str, compute: Callable[[str], Any]) -> Any:
+        entry = self._entries.get((prefix, key))
+        if entry is None:
+            entry = [(keys, values) for keys, values, *_ in compute(key)]
+            self._entries[(prefix, key)] = entry
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end((prefix, key))
+        return entry

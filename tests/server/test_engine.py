@@ -14,9 +14,10 @@ from support import make_bot
 from hybrid import AdapterRef, Bot, GenerationSettings, Message
 from hybrid.hardware import Placement
 from server import GenerationEngine
+from server.attention import register_gqa_attention
 from server.compose import find_adapter
 from server.engine import EngineBusyError, GenerationTimeoutError
-from training import AdapterRegistry, TrainRequest, load_base_model, train_adapter
+from training import AdapterRegistry, TrainRequest, load_base_model, render_chat, train_adapter
 
 QUESTIONS = [
     "How long is the return window?",
@@ -52,11 +53,29 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
 def engine(bot):
     base = load_base_model(
         bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
-        placement=Placement("cpu", "float32"),
+        placement=Placement("cpu", "float32"), attention=register_gqa_attention(),
     )  # fmt: skip
     engine = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref), max_batch=8)
     yield engine
     engine.close()
+
+
+def test_an_answer_is_what_transformers_own_greedy_search_gives(engine: GenerationEngine) -> None:
+    """The engine's own decoding (shared system-turn cache, spare-column KV cache,
+    its attention) against `generate` on the plain model."""
+    import torch
+
+    plain = msgspec.structs.replace(GREEDY, repetition_penalty=1.0)
+    tokenizer = engine.base.tokenizer
+    for question in QUESTIONS[:3]:
+        prompt = render_chat(tokenizer, ask(question), add_generation_prompt=True)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            expected = engine.base.model.generate(
+                ids, max_new_tokens=plain.max_new_tokens, do_sample=False
+            )[0, ids.shape[1] :]
+        answer = engine.generate(ask(question), plain)
+        assert answer.text == tokenizer.decode(expected, skip_special_tokens=True).strip()
 
 
 def test_batched_requests_answer_as_they_would_alone(engine: GenerationEngine) -> None:
@@ -126,7 +145,7 @@ def test_a_request_past_its_timeout_fails(engine: GenerationEngine) -> None:
 def test_a_full_queue_refuses_with_retry_after(bot) -> None:
     base = load_base_model(
         bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
-        placement=Placement("cpu", "float32"),
+        placement=Placement("cpu", "float32"), attention=register_gqa_attention(),
     )  # fmt: skip
     engine = GenerationEngine(base, max_batch=1, max_waiting=2)
     try:
