@@ -8,8 +8,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hybrid.errors import HybridError
+
+T = TypeVar("T")
 
 
 def open_database(
@@ -21,10 +24,10 @@ def open_database(
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=60, check_same_thread=False)
     try:
-        connection.execute("PRAGMA journal_mode=WAL")
+        _patiently(lambda: connection.execute("PRAGMA journal_mode=WAL"))
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
-        migrate(connection, part, migrations)
+        _patiently(lambda: migrate(connection, part, migrations))
     except sqlite3.DatabaseError as exc:
         connection.close()
         raise HybridError(
@@ -52,12 +55,40 @@ def migrate(
     for number, migration in enumerate(migrations, start=1):
         if number in done:
             continue
-        with connection:
-            migration(connection)
-            connection.execute(
-                "INSERT INTO schema_migrations (part, number, applied_at) VALUES (?, ?, ?)",
-                [part, number, time.time()],
-            )
+        # BEGIN IMMEDIATE: the check and the change are one write transaction, so two
+        # connections opening the same new database cannot both apply a migration.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            applied = connection.execute(
+                "SELECT 1 FROM schema_migrations WHERE part = ? AND number = ?", [part, number]
+            ).fetchone()
+            if not applied:
+                migration(connection)
+                connection.execute(
+                    "INSERT INTO schema_migrations (part, number, applied_at) VALUES (?, ?, ?)",
+                    [part, number, time.time()],
+                )
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+def _patiently(action: Callable[[], T], seconds: float = 60.0) -> T:
+    """`action`, tried again while the database is locked. Switching a new file to WAL
+    and a write after another connection's schema change fail at once with "database is
+    locked" instead of waiting like other statements do (seen when a server's threads
+    first open a new bot's database together)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 0.5)
 
 
 def _adopt_index_only_table(connection: sqlite3.Connection) -> None:

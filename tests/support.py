@@ -84,13 +84,16 @@ def serving(app, ready_path: str = "/healthz", timeout: float = 120) -> Iterator
     thread.start()
     try:
         deadline = time.monotonic() + timeout
+        last = "no answer"
         while True:
             try:
-                if httpx.get(url + ready_path, timeout=5).status_code == 200:
+                answer = httpx.get(url + ready_path, timeout=5)
+                if answer.status_code == 200:
                     break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"{url}{ready_path} never became ready"
+                last = f"{answer.status_code} {answer.text}"
+            except httpx.TransportError as exc:
+                last = repr(exc)
+            assert time.monotonic() < deadline, f"{url}{ready_path} never became ready: {last}"
             time.sleep(0.1)
         yield url
     finally:

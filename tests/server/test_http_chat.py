@@ -12,11 +12,10 @@ import httpx
 import msgspec
 import openai
 import pytest
-from support import make_bot, serving
+from support import make_bot
 
 from hybrid import Bot
 from indexes import embedder_for_bot, sync_index
-from server.app import create_app
 from training import AdapterRegistry, TrainRequest, train_adapter
 
 
@@ -33,17 +32,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         registry.promote("style", 1)
     return bot
-
-
-@pytest.fixture(scope="module")
-def url(bot):
-    with serving(create_app(bot)) as url:
-        yield url
-
-
-@pytest.fixture()
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
 
 
 def test_a_plain_chat_answers_with_citations_and_usage(bot, client: openai.OpenAI) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from support import make_bot, serving
+from support import make_bot
 
 from indexes import embedder_for_bot, sync_index
-from server.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +21,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     (bot.docs_dir / "faq.jsonl").write_text("".join(json.dumps(line) + "\n" for line in faq))
     sync_index(bot, embedder_for_bot(bot))
     return bot
-
-
-@pytest.fixture(scope="module")
-def url(bot):
-    with serving(create_app(bot)) as url:
-        yield url
 
 
 def cited(url: str, question: str) -> list[dict]:

@@ -29,34 +29,25 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     return bot
 
 
-@pytest.fixture(scope="module")
-def url(bot):
-    with serving(create_app(bot)) as url:
-        yield url
-
-
-@pytest.fixture()
-def sdk(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-
-
-def upload(bot, sdk: openai.OpenAI, lines: int = 24) -> str:
+def upload(bot, client: openai.OpenAI, lines: int = 24) -> str:
     data = "".join((bot.data_dir / "train.jsonl").read_text().splitlines(True)[:lines])
-    return sdk.files.create(file=("train.jsonl", io.BytesIO(data.encode())), purpose="fine-tune").id
+    return client.files.create(
+        file=("train.jsonl", io.BytesIO(data.encode())), purpose="fine-tune"
+    ).id
 
 
-def wait_for(sdk: openai.OpenAI, job_id: str, until=lambda job: job.status in FINISHED):
+def wait_for(client: openai.OpenAI, job_id: str, until=lambda job: job.status in FINISHED):
     deadline = time.monotonic() + 180
-    while not until(job := sdk.fine_tuning.jobs.retrieve(job_id)):
+    while not until(job := client.fine_tuning.jobs.retrieve(job_id)):
         assert time.monotonic() < deadline, f"job stuck at {job.status}"
         time.sleep(0.2)
     return job
 
 
-def test_a_job_trains_a_model_that_chat_can_use_at_once(bot, sdk: openai.OpenAI) -> None:
-    created = sdk.fine_tuning.jobs.create(
+def test_a_job_trains_a_model_that_chat_can_use_at_once(bot, client: openai.OpenAI) -> None:
+    created = client.fine_tuning.jobs.create(
         model=bot.config.models.base,
-        training_file=upload(bot, sdk),
+        training_file=upload(bot, client),
         suffix="support-v2",
         method={
             "type": "supervised",
@@ -67,32 +58,32 @@ def test_a_job_trains_a_model_that_chat_can_use_at_once(bot, sdk: openai.OpenAI)
     assert created.hyperparameters.n_epochs == 2
     assert created.hyperparameters.learning_rate_multiplier == "auto"
 
-    job = wait_for(sdk, created.id)
+    job = wait_for(client, created.id)
     assert job.status == "succeeded", job.error
     assert job.fine_tuned_model == "support-v2@1" and job.trained_tokens > 0
     # Auto-paging follows the cursor (5 at a time) through every event, newest first.
-    events = list(sdk.fine_tuning.jobs.list_events(job.id, limit=5))
+    events = list(client.fine_tuning.jobs.list_events(job.id, limit=5))
     messages = [event.message for event in events]
     assert messages[0] == "The job has successfully completed"
     assert messages[-1] == f"Created fine-tuning job {job.id}"
     assert "New fine-tuned model created: support-v2@1" in messages
     steps = [event.data["step"] for event in events if event.type == "metrics"]
     assert steps == sorted(steps, reverse=True) and steps[0] == steps[-1] + len(steps) - 1
-    checkpoints = sdk.fine_tuning.jobs.checkpoints.list(job.id).data
+    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
     assert len(checkpoints) == 2, "one per epoch"
     assert checkpoints[0].fine_tuned_model_checkpoint == "support-v2@1"
     assert checkpoints[0].step_number == steps[0] > checkpoints[1].step_number
     assert checkpoints[0].metrics.valid_loss is not None
 
-    completion = sdk.chat.completions.create(
+    completion = client.chat.completions.create(
         model=job.fine_tuned_model,
         messages=[{"role": "user", "content": "Can I return a gift?"}],
         max_tokens=4,
     )
     assert completion.model == "support-v2@1" and completion.choices[0].message.content
-    assert "support-v2@1" in [model.id for model in sdk.models.list()]
+    assert "support-v2@1" in [model.id for model in client.models.list()]
     with pytest.raises(openai.ConflictError):
-        sdk.fine_tuning.jobs.cancel(job.id)
+        client.fine_tuning.jobs.cancel(job.id)
 
 
 class LoseFirstAnswer(httpx.HTTPTransport):
@@ -110,7 +101,7 @@ class LoseFirstAnswer(httpx.HTTPTransport):
 
 
 def test_a_create_the_sdk_retries_is_one_job_and_cancel_stops_it(
-    bot, url: str, sdk: openai.OpenAI
+    bot, url: str, client: openai.OpenAI
 ) -> None:
     transport = LoseFirstAnswer()
     retrying = openai.OpenAI(
@@ -121,24 +112,24 @@ def test_a_create_the_sdk_retries_is_one_job_and_cancel_stops_it(
     )
     params = {
         "model": bot.config.models.base,
-        "training_file": upload(bot, sdk),
+        "training_file": upload(bot, client),
         "suffix": "long-run",
         "hyperparameters": {"n_epochs": 50, "batch_size": 2},
     }
     job = retrying.fine_tuning.jobs.create(**params)
     assert transport.lost == 1, "the SDK retried"
-    assert [j.id for j in sdk.fine_tuning.jobs.list() if j.user_provided_suffix == "long-run"] == [
-        job.id
-    ]
+    assert [
+        j.id for j in client.fine_tuning.jobs.list() if j.user_provided_suffix == "long-run"
+    ] == [job.id]
 
-    running = wait_for(sdk, job.id, until=lambda j: j.status == "running")
+    running = wait_for(client, job.id, until=lambda j: j.status == "running")
     wait_for(
-        sdk,
+        client,
         job.id,
-        until=lambda j: sdk.fine_tuning.jobs.list_events(j.id).data[0].type == "metrics",
+        until=lambda j: client.fine_tuning.jobs.list_events(j.id).data[0].type == "metrics",
     )
-    assert sdk.fine_tuning.jobs.cancel(running.id).status == "running"  # stops at the next step
-    assert wait_for(sdk, job.id).status == "cancelled"
+    assert client.fine_tuning.jobs.cancel(running.id).status == "running"  # stops at the next step
+    assert wait_for(client, job.id).status == "cancelled"
     with (
         AdapterRegistry(bot.database, bot.adapters_dir) as registry,
         pytest.raises(AdapterNotFoundError),
@@ -146,24 +137,24 @@ def test_a_create_the_sdk_retries_is_one_job_and_cancel_stops_it(
         registry.get(AdapterRef("long-run"))
     # Cancelled: the same parameters again are a new job, which a key makes idempotent.
     keyed = {"extra_headers": {"Idempotency-Key": "nightly-1"}}
-    again = sdk.fine_tuning.jobs.create(**params, **keyed)
-    assert again.id != job.id and sdk.fine_tuning.jobs.create(**params, **keyed).id == again.id
+    again = client.fine_tuning.jobs.create(**params, **keyed)
+    assert again.id != job.id and client.fine_tuning.jobs.create(**params, **keyed).id == again.id
     with pytest.raises(openai.ConflictError, match="Idempotency-Key"):
-        sdk.fine_tuning.jobs.create(**{**params, "seed": 7}, **keyed)
-    sdk.fine_tuning.jobs.cancel(again.id)
-    assert wait_for(sdk, again.id).status == "cancelled"
+        client.fine_tuning.jobs.create(**{**params, "seed": 7}, **keyed)
+    client.fine_tuning.jobs.cancel(again.id)
+    assert wait_for(client, again.id).status == "cancelled"
 
 
-def test_the_job_list_pages_newest_first(bot, sdk: openai.OpenAI) -> None:
-    every = list(sdk.fine_tuning.jobs.list(limit=1))  # one per page, cursor by cursor
+def test_the_job_list_pages_newest_first(bot, client: openai.OpenAI) -> None:
+    every = list(client.fine_tuning.jobs.list(limit=1))  # one per page, cursor by cursor
     assert len(every) >= 3 and len({job.id for job in every}) == len(every)
     assert [job.created_at for job in every] == sorted(
         (job.created_at for job in every), reverse=True
     )
 
 
-def test_requests_hybrid_cannot_do_are_refused_naming_the_field(bot, sdk: openai.OpenAI) -> None:
-    file_id = upload(bot, sdk)
+def test_requests_hybrid_cannot_do_are_refused_naming_the_field(bot, client: openai.OpenAI) -> None:
+    file_id = upload(bot, client)
     base = bot.config.models.base
     cases = [
         ({"model": "gpt-4o-mini", "training_file": file_id}, "model"),
@@ -173,14 +164,14 @@ def test_requests_hybrid_cannot_do_are_refused_naming_the_field(bot, sdk: openai
     ]
     for params, field in cases:
         with pytest.raises(openai.BadRequestError) as refused:
-            sdk.fine_tuning.jobs.create(**params)
+            client.fine_tuning.jobs.create(**params)
         assert refused.value.body["param"] == field, params
     with pytest.raises(openai.UnprocessableEntityError):
-        sdk.fine_tuning.jobs.create(
+        client.fine_tuning.jobs.create(
             model=base, training_file=file_id, hyperparameters={"n_epochs": 0}
         )
     with pytest.raises(openai.NotFoundError):
-        sdk.fine_tuning.jobs.retrieve("ftjob-missing")
+        client.fine_tuning.jobs.retrieve("ftjob-missing")
 
 
 def test_a_job_the_server_was_running_when_it_stopped_resumes(
@@ -188,18 +179,22 @@ def test_a_job_the_server_was_running_when_it_stopped_resumes(
 ) -> None:
     bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir), checkpoint_steps=2)
     with serving(create_app(bot)) as url:
-        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-        job = sdk.fine_tuning.jobs.create(
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        job = client.fine_tuning.jobs.create(
             model=bot.config.models.base,
-            training_file=upload(bot, sdk, lines=48),
+            training_file=upload(bot, client, lines=48),
             suffix="resumed",
             hyperparameters={"n_epochs": 3, "batch_size": 4},
         )
-        wait_for(sdk, job.id, until=lambda j: sdk.fine_tuning.jobs.checkpoints.list(j.id).data)
+        wait_for(
+            client, job.id, until=lambda j: client.fine_tuning.jobs.checkpoints.list(j.id).data
+        )
     with serving(create_app(bot)) as url:
-        sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-        finished = wait_for(sdk, job.id)
-        messages = [event.message for event in sdk.fine_tuning.jobs.list_events(job.id, limit=1000)]
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        finished = wait_for(client, job.id)
+        messages = [
+            event.message for event in client.fine_tuning.jobs.list_events(job.id, limit=1000)
+        ]
     assert finished.status == "succeeded" and finished.fine_tuned_model == "resumed@1"
     assert "Resuming from the last checkpoint" in messages
     assert messages.count("Fine-tuning job started") == 2, "started, then resumed"
