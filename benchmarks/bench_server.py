@@ -60,7 +60,7 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
     before = _prompt_building(url)
     latency_sum, requests = 0.0, 0
     for concurrency in CONCURRENCY:
-        count = max(4, 2 * concurrency)
+        count = 4 * concurrency  # so the ramp-up and the last stragglers weigh little
         asked = [questions[i % len(questions)] for i in range(count)]
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:

@@ -29,6 +29,7 @@ from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Generation, Message
 from server.kv_batch import KVBatch, PrefixCache
+from server.mixed_lora import StackedLora
 from server.sampling import TokenSampler, whitespace_token_ids
 from training import AdapterRecord, BaseModel, render_chat
 
@@ -164,6 +165,7 @@ class GenerationEngine:
         self._peft: Any = None  # the PeftModel, once a first adapter is loaded
         self._active: str | None = None  # the adapter the LoRA layers apply to a whole batch
         self._adapters_enabled = False
+        self._stacked: StackedLora | None = None  # for steps that mix adapters
         self._loaded: set[str] = set()
         self._waiting: collections.deque[_Request] = collections.deque()
         self._running: list[_Request] = []
@@ -463,9 +465,16 @@ class GenerationEngine:
         if self._peft is None:
             return self.base.model(**arguments)
         distinct = set(keys)
-        self._use_adapters(distinct != {BASE})
         if len(distinct) > 1:
+            if self._stacked is None:
+                self._stacked = StackedLora(self._peft)
+            if self._stacked.usable:
+                self._use_adapters(False)  # the stacked update stands in for them
+                with self._stacked.rows(keys):
+                    return self._peft(**arguments)
+            self._use_adapters(True)
             return self._peft(**arguments, adapter_names=keys)
+        self._use_adapters(distinct != {BASE})
         if distinct != {BASE} and keys[0] != self._active:
             self._peft.set_adapter(keys[0])
             self._active = keys[0]
@@ -506,6 +515,9 @@ class GenerationEngine:
             self._peft.load_adapter(path, adapter_name=key)
         self._peft.eval()
         self._loaded.add(key)
+        if self._stacked is not None:  # restacked, with this one, at the next mixed step
+            self._stacked.close()
+            self._stacked = None
         # Loading may change which adapter is active: set both again at the next step.
         self._peft.base_model.enable_adapter_layers()
         self._active, self._adapters_enabled = None, True
