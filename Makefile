@@ -19,7 +19,7 @@ SHELL := bash
 # that do not exist; drop that noise, keep pip's exit status (pipefail).
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install run test bench lint clean
+.PHONY: install browser run test bench lint clean
 
 install: $(VENV)/.installed
 
@@ -42,7 +42,13 @@ run: install
 	  $(BIN)/hybrid -C $(SAMPLE_BOT) adapters promote kestrel; }
 	$(BIN)/hybrid -C $(SAMPLE_BOT) serve
 
-test: install
+# The web UI's tests drive Debian's chromium through Playwright (no browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
+browser:
+	test -x /usr/bin/chromium || $(APT_CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_CHROMIUM); }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: install

@@ -27,6 +27,7 @@ from server.routes import (
     jobs,
     metrics,
     search,
+    web,
 )
 from server.state import ServerState
 
@@ -58,6 +59,7 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
             *search.ROUTES,
             *health.ROUTES,
             *metrics.ROUTES,
+            *web.ROUTES,
         ],
         middleware=[metrics_middleware(server.metrics)],
         dependencies={"server": Provide(lambda: server, sync_to_thread=False)},

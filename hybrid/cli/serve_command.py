@@ -53,8 +53,8 @@ def serve(
         {"model": model, "messages": [{"role": "user", "content": "How do I return an item?"}]}
     )
     stderr.print(
-        f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] "
-        f"(OpenAI base URL {url}/v1, API docs {url}/schema); loading the model…"
+        f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] (web UI there, "
+        f"OpenAI base URL {url}/v1, API docs {url}/schema); loading the model…"
     )
     stderr.print(  # the JSON's brackets are not rich markup
         f"Try: curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{request}'",
