@@ -1,7 +1,8 @@
 """The server under load, on the real default model: `hybrid serve` in its own process,
 the official `openai` client streaming the sample bot's golden questions from 1, 4, 8
-and 16 threads at once. Figures: aggregate generated tokens/s at each concurrency (and
-the ratio to concurrency 1), time to first token, the share of request time spent on
+and 16 threads at once, each asking again as soon as it has its answer. Figures:
+aggregate generated tokens/s at each concurrency in the steady state (and the ratio to
+concurrency 1), time to first token, the share of request time spent on
 retrieval and prompt building (the server's own /metrics), and a batch mixing 4
 adapters against the same batch on one adapter.
 
@@ -32,6 +33,8 @@ from training import AdapterRegistry, TrainRequest, train_adapter
 
 CONCURRENCY = (1, 4, 8, 16)
 ANSWER_TOKENS = 128
+WARMUP_SECONDS = 15.0
+WINDOW_SECONDS = 60.0
 ADAPTERS = ("a1", "a2", "a3", "a4")
 
 
@@ -60,15 +63,9 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
     before = _prompt_building(url)
     latency_sum, requests = 0.0, 0
     for concurrency in CONCURRENCY:
-        count = 4 * concurrency  # so the ramp-up and the last stragglers weigh little
-        asked = [questions[i % len(questions)] for i in range(count)]
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-            results = list(pool.map(lambda q: ask(client, q, base, 0.7), asked))
-        wall = time.perf_counter() - started
-        tokens = sum(r["tokens"] for r in results)
-        rates[concurrency] = tokens / wall
-        first_tokens[concurrency] = [r["first_token"] for r in results]
+        results, tokens = _steady_state(client, questions, base, concurrency)
+        rates[concurrency] = tokens / WINDOW_SECONDS
+        first_tokens[concurrency] = [r["first_token"] for r in results if r["in_window"]]
         latency_sum += sum(r["seconds"] for r in results)
         requests += len(results)
         figures.append(
@@ -76,7 +73,8 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
                 f"throughput at concurrency {concurrency}",
                 round(rates[concurrency], 1),
                 "tokens/s",
-                f"{count} streamed requests, {tokens} tokens in {wall:.1f} s",
+                f"{tokens:.0f} tokens in a {WINDOW_SECONDS:.0f} s window after "
+                f"{WARMUP_SECONDS:.0f} s of warm-up; {len(results)} requests in all",
             )
         )
     for concurrency in CONCURRENCY[1:]:
@@ -95,13 +93,13 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
                 f"time to first token p50, concurrency {concurrency}",
                 round(statistics.median(times) * 1000),
                 "ms",
-                f"{len(times)} requests",
+                f"{len(times)} requests sent in the window",
             ),
             Figure(
                 f"time to first token p99, concurrency {concurrency}",
                 round(_percentile(times, 0.99) * 1000),
                 "ms",
-                f"{len(times)} requests (nearest rank)",
+                f"{len(times)} requests sent in the window (nearest rank)",
             ),
         ]
     building_seconds, building_count = (
@@ -118,6 +116,38 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
     )
     figures += _mixed_adapters(client, questions)
     return figures
+
+
+def _steady_state(
+    client, questions: list[str], base: str, concurrency: int
+) -> tuple[list[dict], float]:
+    """`concurrency` clients asking one question after another; the tokens generated in
+    a window after a warm-up (so neither the ramp-up nor the last stragglers count),
+    each request's tokens spread evenly from its first token to its end."""
+    start = time.perf_counter()
+    window = (start + WARMUP_SECONDS, start + WARMUP_SECONDS + WINDOW_SECONDS)
+
+    def client_loop(number: int) -> list[dict]:
+        done, asked = [], number
+        while time.perf_counter() < window[1]:
+            sent = time.perf_counter()
+            result = ask(client, questions[asked % len(questions)], base, 0.7)
+            result["sent"] = sent
+            result["span"] = (sent + result["first_token"], sent + result["seconds"])
+            done.append(result)
+            asked += concurrency
+        return done
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        results = [r for batch in pool.map(client_loop, range(concurrency)) for r in batch]
+    tokens = 0.0
+    for result in results:
+        first, end = result["span"]
+        overlap = min(end, window[1]) - max(first, window[0])
+        if overlap > 0 and end > first:
+            tokens += result["tokens"] * overlap / (end - first)
+        result["in_window"] = window[0] <= result["sent"] < window[1]
+    return results, tokens
 
 
 def _mixed_adapters(client, questions: list[str]) -> list[Figure]:
