@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,12 @@ from hybrid.errors import ModelLoadError
 EMBEDDED_PREFIX = "embedded:"
 Entry = TypeVar("Entry")
 OFFLINE_HINT = "use a local folder or an embedded:NAME model where no model hub is reachable"
+# Held while transformers builds a model. Its loading swaps class attributes for the
+# duration (PreTrainedModel.tie_weights, torch's init functions) and puts back what it
+# found, so two loads in two threads (a server's model and a fine-tuning job's, or an
+# embedder) can leave them swapped for good: no later model then ties its output layer
+# to its embeddings, which stays on the meta device.
+MODEL_LOADING = threading.Lock()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from hybrid.bot import Bot
 from hybrid.errors import ModelLoadError
 from hybrid.hardware import Placement, choose_placement
-from hybrid.models import OFFLINE_HINT, ModelSource, package_folder
+from hybrid.models import MODEL_LOADING, OFFLINE_HINT, ModelSource, package_folder
 from indexes.hashing_embedder import HashingEmbedder, parse_hashing_spec
 
 if TYPE_CHECKING:
@@ -75,7 +75,8 @@ def load_embedder(
     else:
         path = source.ref
     try:
-        model = SentenceTransformer(path, device=placement.device)
+        with MODEL_LOADING:
+            model = SentenceTransformer(path, device=placement.device)
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load embedder {path!r}: {exc}",

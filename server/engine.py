@@ -27,6 +27,7 @@ from typing import Any
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
+from hybrid.models import MODEL_LOADING
 from hybrid.types import AdapterRef, Generation, Message
 from server.kv_batch import KVBatch, PrefixCache
 from server.mixed_lora import StackedLora
@@ -509,10 +510,11 @@ class GenerationEngine:
     def _load(self, key: str, path: str) -> None:
         from peft import PeftModel
 
-        if self._peft is None:
-            self._peft = PeftModel.from_pretrained(self.base.model, path, adapter_name=key)
-        else:
-            self._peft.load_adapter(path, adapter_name=key)
+        with MODEL_LOADING:
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(self.base.model, path, adapter_name=key)
+            else:
+                self._peft.load_adapter(path, adapter_name=key)
         self._peft.eval()
         self._loaded.add(key)
         if self._stacked is not None:  # restacked, with this one, at the next mixed step

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from hybrid.errors import ModelLoadError
 from hybrid.hardware import Placement
-from hybrid.models import OFFLINE_HINT, ModelSource
+from hybrid.models import MODEL_LOADING, OFFLINE_HINT, ModelSource
 from training.gguf_cache import EmbeddedGGUF, cached_conversion
 
 if TYPE_CHECKING:
@@ -96,7 +96,8 @@ def _from_pretrained(path: str, placement: Placement, quantize_4bit: bool, atten
         )
         options["device_map"] = {"": placement.device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **options)
+        with MODEL_LOADING:
+            model = AutoModelForCausalLM.from_pretrained(path, **options)
     except OSError as exc:
         raise ModelLoadError(
             f"cannot load base model {path!r}: {exc}",

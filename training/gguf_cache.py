@@ -14,7 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from hybrid.errors import ModelLoadError
-from hybrid.models import package_folder
+from hybrid.models import MODEL_LOADING, package_folder
 from training.processes import process_alive
 
 MANIFEST = "hybrid-model.json"
@@ -66,12 +66,13 @@ def _convert(source: EmbeddedGGUF, folder: Path) -> None:
     gguf = source.gguf_path()
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # A gguf-loaded model refuses save_pretrained; rebuild a plain one from its config
-    # (minus the gguf quantization marker) and move the dequantized weights across.
-    config = loaded.config
-    del config.quantization_config
-    plain = AutoModelForCausalLM.from_config(config)
+    with MODEL_LOADING:
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # A gguf-loaded model refuses save_pretrained; rebuild a plain one from its
+        # config (minus the gguf quantization marker), move the dequantized weights over.
+        config = loaded.config
+        del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(loaded.state_dict())
     plain.generation_config = loaded.generation_config
     plain.save_pretrained(folder)

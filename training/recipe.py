@@ -25,6 +25,7 @@ from hybrid.bot import Bot
 from hybrid.config import TrainingSettings
 from hybrid.errors import HybridError
 from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
+from hybrid.models import MODEL_LOADING
 from hybrid.protocols import Retriever
 from training.base_model import BaseModel, load_base_model
 from training.batching import epoch_batches, epochs_for, micro_batches
@@ -335,7 +336,8 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
     )
     from training.dropout import use_pool_dropout
 
-    model = get_peft_model(model, config)
+    with MODEL_LOADING:  # LoRA's initialisation uses torch's init functions
+        model = get_peft_model(model, config)
     use_pool_dropout(model, max_tokens=max(settings.max_batch_tokens, settings.max_seq_length))
     return model
 
