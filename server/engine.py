@@ -4,8 +4,7 @@ One worker thread owns the model. Callers submit requests and read their tokens 
 stream; between decoding steps the worker admits waiting requests (prefilling their
 prompts and stacking their KV caches onto the batch) and retires finished, cancelled or
 timed-out ones, so a request never waits for another to finish. Rows of one batch may
-name different adapters: a step with one adapter (or none) runs that adapter alone, a
-mixed step passes peft one adapter name per row.
+name different adapters (server/adapter_set.py).
 
 Adapters are loaded by the worker itself, between steps, so loading never races a
 forward pass; each is loaded under its `name@version`, so a promoted version is a new
@@ -27,15 +26,13 @@ from typing import Any
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import HybridError
-from hybrid.models import MODEL_LOADING
 from hybrid.types import AdapterRef, Generation, Message
+from server.adapter_set import BASE, AdapterSet
 from server.kv_batch import KVBatch, PrefixCache
-from server.mixed_lora import StackedLora
 from server.sampling import TokenSampler, whitespace_token_ids
 from training import AdapterRecord, BaseModel, render_chat
 
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
-BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 class EngineBusyError(HybridError):
@@ -163,11 +160,7 @@ class GenerationEngine:
         self._lookup = adapters
         self._stop_ids = _stop_token_ids(base)
         self._whitespace_ids = whitespace_token_ids(base.tokenizer)
-        self._peft: Any = None  # the PeftModel, once a first adapter is loaded
-        self._active: str | None = None  # the adapter the LoRA layers apply to a whole batch
-        self._adapters_enabled = False
-        self._stacked: StackedLora | None = None  # for steps that mix adapters
-        self._loaded: set[str] = set()
+        self._adapters = AdapterSet(base.model)
         self._waiting: collections.deque[_Request] = collections.deque()
         self._running: list[_Request] = []
         self._batch = KVBatch()
@@ -194,7 +187,7 @@ class GenerationEngine:
         return len(self._running)
 
     def loaded_adapters(self) -> list[str]:
-        return sorted(self._loaded)
+        return sorted(self._adapters.loaded)
 
     def generate(
         self,
@@ -463,41 +456,14 @@ class GenerationEngine:
             "use_cache": True,
             "logits_to_keep": 1 if last_only else 0,
         }
-        if self._peft is None:
-            return self.base.model(**arguments)
-        distinct = set(keys)
-        if len(distinct) > 1:
-            if self._stacked is None:
-                self._stacked = StackedLora(self._peft)
-            if self._stacked.usable:
-                self._use_adapters(False)  # the stacked update stands in for them
-                with self._stacked.rows(keys):
-                    return self._peft(**arguments)
-            self._use_adapters(True)
-            return self._peft(**arguments, adapter_names=keys)
-        self._use_adapters(distinct != {BASE})
-        if distinct != {BASE} and keys[0] != self._active:
-            self._peft.set_adapter(keys[0])
-            self._active = keys[0]
-        return self._peft(**arguments)
-
-    def _use_adapters(self, enabled: bool) -> None:
-        """Switch the LoRA layers on or off, only when that changes: peft's own
-        disable_adapter() and set_adapter() walk every module on each call, which on a
-        135M model costs a third of a decoding step."""
-        if enabled != self._adapters_enabled:
-            if enabled:
-                self._peft.base_model.enable_adapter_layers()
-            else:
-                self._peft.base_model.disable_adapter_layers()
-            self._adapters_enabled = enabled
+        return self._adapters.forward(arguments, keys)
 
     def _adapter_ready(self, request: _Request) -> bool:
         """Load the request's adapter if it is new; a failure fails this request only."""
-        if request.adapter_path is None or request.key in self._loaded:
+        if request.adapter_path is None or request.key in self._adapters.loaded:
             return True
         try:
-            self._load(request.key, request.adapter_path)
+            self._adapters.load(request.key, request.adapter_path)
         except Exception as exc:
             request.events.put(
                 HybridError(
@@ -506,23 +472,6 @@ class GenerationEngine:
             )
             return False
         return True
-
-    def _load(self, key: str, path: str) -> None:
-        from peft import PeftModel
-
-        with MODEL_LOADING:
-            if self._peft is None:
-                self._peft = PeftModel.from_pretrained(self.base.model, path, adapter_name=key)
-            else:
-                self._peft.load_adapter(path, adapter_name=key)
-        self._peft.eval()
-        self._loaded.add(key)
-        if self._stacked is not None:  # restacked, with this one, at the next mixed step
-            self._stacked.close()
-            self._stacked = None
-        # Loading may change which adapter is active: set both again at the next step.
-        self._peft.base_model.enable_adapter_layers()
-        self._active, self._adapters_enabled = None, True
 
 
 def _stop_token_ids(base: BaseModel) -> set[int]:
