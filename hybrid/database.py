@@ -4,9 +4,10 @@ parts evolve independently in one database."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -55,10 +56,9 @@ def migrate(
     for number, migration in enumerate(migrations, start=1):
         if number in done:
             continue
-        # BEGIN IMMEDIATE: the check and the change are one write transaction, so two
-        # connections opening the same new database cannot both apply a migration.
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+        # One write transaction for the check and the change, so two connections
+        # opening the same new database cannot both apply a migration.
+        with write_transaction(connection):
             applied = connection.execute(
                 "SELECT 1 FROM schema_migrations WHERE part = ? AND number = ?", [part, number]
             ).fetchone()
@@ -68,10 +68,19 @@ def migrate(
                     "INSERT INTO schema_migrations (part, number, applied_at) VALUES (?, ?, ?)",
                     [part, number, time.time()],
                 )
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def write_transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an error): the write lock is taken at the
+    start, so a read-then-write inside cannot interleave with another connection's."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
 
 
 def _patiently(action: Callable[[], T], seconds: float = 60.0) -> T:

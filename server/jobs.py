@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from hybrid.database import open_database
+from hybrid.database import open_database, write_transaction
 from hybrid.errors import HybridError
 
 Status = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
@@ -126,7 +126,7 @@ class JobStore:
         self, spec: JobSpec, fingerprint: str, idempotency_key: str | None = None
     ) -> tuple[Job, bool]:
         """The job for this request, and whether it is new (False: a retry's original)."""
-        with self._write():
+        with write_transaction(self.db):
             earlier = self._original(fingerprint, idempotency_key)
             if earlier is not None:
                 return earlier, False
@@ -170,13 +170,12 @@ class JobStore:
 
     def cancel(self, job_id: str) -> Job:
         """A queued job is cancelled at once; a running one at its next training step."""
-        with self._write():
+        with write_transaction(self.db):
             job = self.get(job_id)
             if job.status in FINISHED:
                 raise JobConflictError(f"job {job_id} has already {job.status}")
             if job.status == "queued":
-                self._finish(job_id, "cancelled")
-                self._event(job_id, "Job cancelled")
+                self._cancelled(job_id)
             else:
                 self.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", [job_id])
         return self.get(job_id)
@@ -185,7 +184,7 @@ class JobStore:
 
     def requeue_interrupted(self) -> list[Job]:
         """Jobs left running by a server that stopped mid-run go back to the queue."""
-        with self._write():
+        with write_transaction(self.db):
             rows = self.db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
             for row in rows:
                 self.db.execute("UPDATE jobs SET status = 'queued' WHERE id = ?", [row["id"]])
@@ -194,7 +193,7 @@ class JobStore:
 
     def claim_next(self) -> Job | None:
         """The oldest queued job, now marked running."""
-        with self._write():
+        with write_transaction(self.db):
             row = self.db.execute(
                 "SELECT * FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1"
             ).fetchone()
@@ -209,7 +208,7 @@ class JobStore:
         return bool(row.fetchone()[0])
 
     def succeed(self, job_id: str, model: str, trained_tokens: int) -> None:
-        with self._write():
+        with write_transaction(self.db):
             self.db.execute(
                 "UPDATE jobs SET fine_tuned_model = ?, trained_tokens = ? WHERE id = ?",
                 [model, trained_tokens, job_id],
@@ -219,7 +218,7 @@ class JobStore:
             self._event(job_id, "The job has successfully completed")
 
     def fail(self, job_id: str, code: str, message: str) -> None:
-        with self._write():
+        with write_transaction(self.db):
             self.db.execute(
                 "UPDATE jobs SET error = ? WHERE id = ?",
                 [json.dumps({"code": code, "message": message}), job_id],
@@ -228,9 +227,12 @@ class JobStore:
             self._event(job_id, f"The job failed: {message}", level="error")
 
     def mark_cancelled(self, job_id: str) -> None:
-        with self._write():
-            self._finish(job_id, "cancelled")
-            self._event(job_id, "Job cancelled")
+        with write_transaction(self.db):
+            self._cancelled(job_id)
+
+    def _cancelled(self, job_id: str) -> None:
+        self._finish(job_id, "cancelled")
+        self._event(job_id, "Job cancelled")
 
     def _finish(self, job_id: str, status: Status) -> None:
         self.db.execute(
@@ -248,7 +250,7 @@ class JobStore:
         level: Literal["info", "warn", "error"] = "info",
         data: dict[str, Any] | None = None,
     ) -> None:
-        with self._write():
+        with write_transaction(self.db):
             self._event(job_id, message, level=level, data=data)
 
     def _event(
@@ -291,7 +293,7 @@ class JobStore:
         ]
 
     def add_checkpoint(self, job_id: str, step: int, model: str, metrics: dict[str, float]) -> None:
-        with self._write():
+        with write_transaction(self.db):
             self.db.execute(
                 "INSERT INTO job_checkpoints (job_id, created_at, step, model, metrics) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -300,7 +302,7 @@ class JobStore:
 
     def name_last_checkpoint(self, job_id: str, model: str) -> None:
         """The final checkpoint is the published adapter: name it so."""
-        with self._write():
+        with write_transaction(self.db):
             self.db.execute(
                 "UPDATE job_checkpoints SET model = ? WHERE seq = "
                 "(SELECT max(seq) FROM job_checkpoints WHERE job_id = ?)",
@@ -324,23 +326,6 @@ class JobStore:
             )
             for row in rows
         ]
-
-    def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(self.db)
-
-
-class _WriteTransaction:
-    """BEGIN IMMEDIATE: the check-then-insert of a create cannot interleave with a retry
-    arriving on another connection."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if kind else "COMMIT")
 
 
 def _job(row: sqlite3.Row) -> Job:

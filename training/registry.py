@@ -15,8 +15,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +95,7 @@ class AdapterRegistry:
         (returning the manifest), move it into place and list it as a candidate."""
         check_adapter_name(name)
         self._remove_abandoned(name)
-        with self._transaction():  # two publications at once get different numbers
+        with database.write_transaction(self.db):  # two publications at once get different numbers
             row = self.db.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM adapters WHERE name = ?", [name]
             ).fetchone()
@@ -218,7 +217,7 @@ class AdapterRegistry:
         record = self.get(AdapterRef(name, version))
         if record.status == "active":
             raise HybridError(f"{name}@{version} is already active")
-        with self._transaction():
+        with database.write_transaction(self.db):
             self.db.execute(
                 "UPDATE adapters SET status = 'retired' WHERE name = ? AND status = 'active'",
                 [name],
@@ -244,7 +243,7 @@ class AdapterRegistry:
                 hint=f"`hybrid adapters list {name}` shows its versions",
             )
         earlier = max(previous, key=lambda r: r.promoted_at or 0)
-        with self._transaction():
+        with database.write_transaction(self.db):
             self.db.execute(
                 "UPDATE adapters SET status = 'candidate' WHERE name = ? AND version = ?",
                 [name, active.version],
@@ -255,17 +254,6 @@ class AdapterRegistry:
                 [time.time(), name, earlier.version],
             )
         return self.get(AdapterRef(name, earlier.version))
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE: two promotions at once serialise instead of interleaving."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
 
 
 def check_adapter_name(name: str) -> None:
