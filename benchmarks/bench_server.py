@@ -13,14 +13,15 @@ single batches generate exactly the same tokens and their times compare directly
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
-import os
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -48,7 +49,7 @@ def run() -> list[Figure]:
             for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
             if line.strip()
         ]
-        with _server(bot) as url:
+        with _serving(bot) as url:
             return _measure(url, questions, bot.config.models.base)
 
 
@@ -230,45 +231,29 @@ def _publish_inert_adapters(bot: Bot) -> None:
             registry.promote(name, 1)
 
 
-class _server:
-    """`hybrid serve` on a free loopback port, in its own process."""
-
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
-
-    def __enter__(self) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hybrid",
-                "-C",
-                str(self.bot.root),
-                "serve",
-                "--port",
-                str(port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        url = f"http://127.0.0.1:{port}"
+@contextlib.contextmanager
+def _serving(bot: Bot) -> Iterator[str]:
+    """`hybrid serve` on a free loopback port, in its own process; its URL once ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "hybrid", "-C", str(bot.root), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                break
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("hybrid serve did not become ready")
             time.sleep(0.5)
-        self.process.kill()
-        raise RuntimeError("hybrid serve did not become ready")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
-    def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
