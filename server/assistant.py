@@ -22,8 +22,9 @@ from hybrid.errors import HybridError
 from hybrid.prompt import build_messages
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
-from server.engine import DeltaStream, GenerationEngine, TokenStream
+from server.engine import GenerationEngine
 from server.interactions import Interaction, InteractionLog
+from server.streams import DeltaStream, TokenStream
 
 
 class TokenBudget(Protocol):

@@ -31,7 +31,10 @@ class _Stop(Exception):
 
 class JobRunner:
     def __init__(self, bot: Bot) -> None:
+        import torch
+
         self.bot = bot
+        self._cores = torch.get_num_threads()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._work, name="fine-tuning", daemon=True)
@@ -51,6 +54,12 @@ class JobRunner:
             self._thread.join()
 
     def _work(self) -> None:
+        import torch
+
+        # The engine's threads change torch's thread count while they share the cores, and
+        # a thread's first use of torch takes the count last set: a job takes them all.
+        torch.get_num_threads()
+        torch.set_num_threads(self._cores)
         jobs = JobStore(self.bot.database)
         files = FileStore(self.bot.database, self.bot.state_dir / "files")
         try:

@@ -1,4 +1,4 @@
-"""Steps whose rows use different adapters, without peft's per-adapter loop.
+"""Forward passes whose rows use different adapters, without peft's per-adapter loop.
 
 peft's mixed batches (`adapter_names=`) run, in every LoRA layer, a gather, two small
 products and a scatter for each adapter in the batch: on a CPU, with 4 adapters, a
@@ -11,12 +11,14 @@ adds to each layer's base output
 
 where `rows` keeps, for each row of the batch, the columns of its own adapter (none for
 a base-model row): two products per layer, whatever the number of adapters. It is the
-same update, summed in another order.
+same update, summed in another order. `rows` is per thread, so passes with different
+rows may run at the same time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +40,7 @@ class StackedLora:
             self._columns[name] = slice(start, start + ranks[name])
             start += ranks[name]
         self._stacks: dict[int, tuple[Any, Any]] = {}
-        self._rows: Any = None  # set for the duration of a mixed step
+        self._local = threading.local()  # .rows: set for the duration of a pass
         self._hooks = []
         for layer in layers if self.usable else []:
             base = layer.get_base_layer()
@@ -62,23 +64,26 @@ class StackedLora:
     @contextlib.contextmanager
     def rows(self, keys: list[str]) -> Iterator[None]:
         """Apply each row's adapter (`keys`, one per row; a key not loaded is the base
-        model) in the forward passes run inside. The model's own LoRA layers must be
-        switched off meanwhile."""
+        model) in the forward passes this thread runs inside. The model's own LoRA layers
+        must be switched off meanwhile."""
         import torch
 
-        rows = torch.zeros(len(keys), 1, self._width)
-        for row, key in enumerate(keys):
-            if key in self._columns:
-                rows[row, 0, self._columns[key]] = 1.0
-        self._rows = rows
+        rows = None
+        if any(key in self._columns for key in keys):
+            rows = torch.zeros(len(keys), 1, self._width)
+            for row, key in enumerate(keys):
+                if key in self._columns:
+                    rows[row, 0, self._columns[key]] = 1.0
+        self._local.rows = rows
         try:
             yield
         finally:
-            self._rows = None
+            self._local.rows = None
 
     def _add_update(self, layer: Any, inputs: tuple[Any, ...], output: Any) -> Any:
-        if self._rows is None:
+        rows = getattr(self._local, "rows", None)
+        if rows is None:
             return None
         a, b = self._stacks[id(layer)]
         x = inputs[0].to(a.dtype)
-        return output + (((x @ a.T) * self._rows) @ b.T).to(output.dtype)
+        return output + (((x @ a.T) * rows) @ b.T).to(output.dtype)
