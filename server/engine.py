@@ -285,7 +285,7 @@ class GenerationEngine:
                 output = self._forward(row, torch.ones_like(row), positions, None, [key])
                 return output.past_key_values
 
-            cache = self._prefixes.batch(prefix, [request.key], compute)
+            cache = self._prefixes.cache(prefix, request.key, compute)
         ids = torch.tensor([request.prompt_ids[len(prefix) :]])
         positions = torch.arange(len(prefix), len(request.prompt_ids)).unsqueeze(0)
         mask = torch.ones(1, len(request.prompt_ids), dtype=torch.long)

@@ -1,11 +1,11 @@
 """The rows a decoding batch holds: their shared KV cache and attention mask; and the
 caches of prompt prefixes that requests share.
 
-Rows are padded on the left (after a shared prefix, if they start with one) to one
-length, so each step feeds every row one token at the same column; the mask and each
-row's positions skip the padding. Requests join between steps (their prompts' caches
-are padded and stacked onto the batch's) and leave when they finish (their rows are
-dropped, and any leading columns that only padding still uses are trimmed).
+Rows are padded on the left to one length, so each step feeds every row one token at
+the same column; the mask and each row's positions skip the padding. Requests join
+between steps (their prompts' caches are padded and stacked onto the batch's) and leave
+when they finish (their rows are dropped, and any leading columns that only padding
+still uses are trimmed).
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
 
 class PrefixCache:
     """KV caches of prompt prefixes that many requests share (a bot's system turn comes
-    first in every prompt), one per (prefix, adapter): computed once, then copied into
-    each batch that starts with it, so only the rest of a prompt is prefilled. Keyed by
+    first in every prompt), one per (prefix, adapter): computed once, then given to each
+    prompt that starts with it, so only the rest of a prompt is prefilled. Keyed by
     the adapter's name@version, so a promoted version never reuses an old entry."""
 
     def __init__(self, capacity: int = 32) -> None:
@@ -153,18 +153,12 @@ class PrefixCache:
             collections.OrderedDict()
         )
 
-    def batch(self, prefix: tuple[int, ...], keys: list[str], compute: Callable[[str], Any]) -> Any:
-        """A DynamicCache with one row per key: that adapter's cache of `prefix`
-        (`compute(key)` makes a missing one)."""
-        import torch
+    def cache(self, prefix: tuple[int, ...], key: str, compute: Callable[[str], Any]) -> Any:
+        """A DynamicCache of `prefix` through adapter `key` (`compute(key)` makes a
+        missing one); the forward pass it is given to extends it without changing it."""
         from transformers import DynamicCache
 
-        rows = [self._get(prefix, key, compute) for key in keys]
-        layers = [
-            tuple(torch.cat([row[layer][part] for row in rows], dim=0) for part in (0, 1))
-            for layer in range(len(rows[0]))
-        ]
-        return DynamicCache(ddp_cache_data=layers)
+        return DynamicCache(ddp_cache_data=self._get(prefix, key, compute))
 
     def _get(self, prefix: tuple[int, ...], key: str, compute: Callable[[str], Any]) -> Any:
         entry = self._entries.get((prefix, key))
