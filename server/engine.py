@@ -8,10 +8,15 @@ cancelled or timed-out ones, so a request never waits for another to finish and 
 never pauses for a newcomer's prompt. Rows of one batch may name different adapters
 (server/adapter_set.py).
 
-On a CPU the two threads split the cores while both work: a decoding step is bound by
-memory bandwidth, which one core nearly saturates, and a prefill by arithmetic. On 2
-cores a step at batch 8 took ~137 ms beside a ~290-token prefill instead of ~125 ms
-alone, and the prefill ~0.97 s instead of ~0.65 s: 1.4 times the work done per second.
+On a CPU, decoding runs on half the cores and a prefill on the other half while there
+is decoding, on all of them otherwise: a decoding step is bound by memory bandwidth,
+which one core nearly saturates, and a prefill by arithmetic. On 2 cores a step at batch
+8 took ~137 ms beside a ~290-token prefill instead of ~125 ms alone, and the prefill
+~0.97 s instead of ~0.65 s: 1.4 times the work done per second. Alone, a step is faster
+on all the cores (batch 1: ~40 ms against ~57), but then anything else that wants a core
+(the server streaming tokens, a client on the same machine) holds up every product: over
+HTTP with the client on the same 2 cores, one request at a time got 12.4 tokens/s
+decoding on both cores and 16.1 on one.
 
 Adapters are loaded by the prefill thread while no forward pass runs (AdapterSet holds
 passes off meanwhile); each is loaded under its `name@version`, so a promoted version is
@@ -35,6 +40,7 @@ from hybrid.errors import HybridError
 from hybrid.types import AdapterRef, Generation, Message
 from server.adapter_set import BASE, AdapterSet
 from server.kv_batch import KVBatch, PrefixCache
+from server.packed_linear import pack_linear_layers
 from server.sampling import TokenSampler, whitespace_token_ids
 from server.streams import TokenStream, new_events
 from training import AdapterRecord, BaseModel, render_chat
@@ -104,6 +110,7 @@ class GenerationEngine:
         self._lookup = adapters
         self._stop_ids = _stop_token_ids(base)
         self._whitespace_ids = whitespace_token_ids(base.tokenizer)
+        pack_linear_layers(base.model, batch_hint=max_batch)
         self._adapters = AdapterSet(base.model)
         self._prefixes = PrefixCache()
         # Under _wake: the queue, the prompts handed to the decoding thread, and how many
@@ -112,7 +119,6 @@ class GenerationEngine:
         self._waiting: collections.deque[_Request] = collections.deque()
         self._prefilled: list[_Prefilled] = []
         self._occupied = 0
-        self._prefilling = False
         self._closed = False
         # The decoding thread's own.
         self._running: list[_Request] = []
@@ -249,7 +255,6 @@ class GenerationEngine:
                 except Exception as exc:  # a failed prompt fails its request, not the engine
                     self._retire(request, exc)
                 with self._wake:
-                    self._prefilling = False
                     if prefilled is not None:
                         self._prefilled.append(prefilled)
                     self._wake.notify_all()
@@ -265,7 +270,6 @@ class GenerationEngine:
                         request.events.put(self._finish(request, "stop"))
                         continue
                     self._occupied += 1
-                    self._prefilling = True
                     return request
                 self._wake.wait()
             return None
@@ -302,7 +306,7 @@ class GenerationEngine:
                     while ready:
                         self._join(ready.pop(0))
                     if self._running:
-                        with self._cores_for(shared=self._prefilling):
+                        with self._cores_for(shared=True):
                             self._step()
                 except Exception as exc:  # a failed step fails its requests, not the engine
                     for request in [*self._running, *(item.request for item in ready)]:
@@ -335,10 +339,9 @@ class GenerationEngine:
 
     @contextlib.contextmanager
     def _cores_for(self, *, shared: bool) -> Iterator[None]:
-        """Run a forward pass on half the cores while the other thread also works, on all
-        of them otherwise (CPU only: see the module's docstring). torch keeps the count
-        per thread, but a thread that first uses torch takes the last count set, so the
-        full count is put back afterwards."""
+        """Run a forward pass on half the cores (`shared`) or on all of them (CPU only: see
+        the module's docstring). torch keeps the count per thread, but a thread that first
+        uses torch takes the last count set, so the full count is put back afterwards."""
         import torch
 
         if self._cores < 2:

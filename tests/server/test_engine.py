@@ -17,7 +17,14 @@ from server import GenerationEngine
 from server.attention import register_gqa_attention
 from server.compose import find_adapter
 from server.engine import EngineBusyError, GenerationTimeoutError
-from training import AdapterRegistry, TrainRequest, load_base_model, render_chat, train_adapter
+from training import (
+    AdapterRegistry,
+    BaseModel,
+    TrainRequest,
+    load_base_model,
+    render_chat,
+    train_adapter,
+)
 
 QUESTIONS = [
     "How long is the return window?",
@@ -49,29 +56,36 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     return bot
 
 
+def load_base(bot: Bot, attention: str | None = None) -> BaseModel:
+    return load_base_model(
+        bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
+        placement=Placement("cpu", "float32"), attention=attention,
+    )  # fmt: skip
+
+
 @pytest.fixture()
 def engine(bot):
-    base = load_base_model(
-        bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
-        placement=Placement("cpu", "float32"), attention=register_gqa_attention(),
-    )  # fmt: skip
+    base = load_base(bot, register_gqa_attention())
     engine = GenerationEngine(base, adapters=lambda ref: find_adapter(bot, ref), max_batch=8)
     yield engine
     engine.close()
 
 
-def test_an_answer_is_what_transformers_own_greedy_search_gives(engine: GenerationEngine) -> None:
-    """The engine's own decoding (shared system-turn cache, spare-column KV cache,
-    its attention) against `generate` on the plain model."""
+def test_an_answer_is_what_transformers_own_greedy_search_gives(
+    engine: GenerationEngine, bot: Bot
+) -> None:
+    """The engine's own decoding (shared system-turn cache, spare-column KV cache, its
+    attention, its linear layers) against `generate` on a plain copy of the model."""
     import torch
 
     plain = msgspec.structs.replace(GREEDY, repetition_penalty=1.0)
+    plain_model = load_base(bot).model
     tokenizer = engine.base.tokenizer
     for question in QUESTIONS[:3]:
         prompt = render_chat(tokenizer, ask(question), add_generation_prompt=True)
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
         with torch.inference_mode():
-            expected = engine.base.model.generate(
+            expected = plain_model.generate(
                 ids, max_new_tokens=plain.max_new_tokens, do_sample=False
             )[0, ids.shape[1] :]
         answer = engine.generate(ask(question), plain)
@@ -143,11 +157,7 @@ def test_a_request_past_its_timeout_fails(engine: GenerationEngine) -> None:
 
 
 def test_a_full_queue_refuses_with_retry_after(bot) -> None:
-    base = load_base_model(
-        bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir,
-        placement=Placement("cpu", "float32"), attention=register_gqa_attention(),
-    )  # fmt: skip
-    engine = GenerationEngine(base, max_batch=1, max_waiting=2)
+    engine = GenerationEngine(load_base(bot, register_gqa_attention()), max_batch=1, max_waiting=2)
     try:
         long = GenerationSettings(max_new_tokens=300)
         streams = [engine.submit(ask(QUESTIONS[0]), long)]
