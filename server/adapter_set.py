@@ -50,11 +50,8 @@ class AdapterSet:
             self._stacked = StackedLora(self._peft)
             # Stacked updates stand in for peft's LoRA layers; otherwise loading may have
             # changed which adapter peft applies: set it again at the next pass.
-            self._active, self._enabled = None, not self._stacked.usable
-            if self._enabled:
-                self._peft.base_model.enable_adapter_layers()
-            else:
-                self._peft.base_model.disable_adapter_layers()
+            self._active = None
+            self._set_layers(not self._stacked.usable)
 
     def forward(self, arguments: dict[str, Any], keys: list[str]) -> Any:
         """The model's output with row i through adapter keys[i] (BASE: none)."""
@@ -80,11 +77,15 @@ class AdapterSet:
 
     def _switch(self, enabled: bool) -> None:
         if enabled != self._enabled:
-            if enabled:
-                self._peft.base_model.enable_adapter_layers()
-            else:
-                self._peft.base_model.disable_adapter_layers()
-            self._enabled = enabled
+            self._set_layers(enabled)
+
+    def _set_layers(self, enabled: bool) -> None:
+        """Turn peft's LoRA layers on or off (peft walks every module to do it)."""
+        if enabled:
+            self._peft.base_model.enable_adapter_layers()
+        else:
+            self._peft.base_model.disable_adapter_layers()
+        self._enabled = enabled
 
 
 class _PassLock:

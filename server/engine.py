@@ -250,6 +250,8 @@ class GenerationEngine:
                 prefilled = None
                 try:
                     if self._adapter_ready(request):
+                        # A glance at the decoding thread's rows: a stale answer only
+                        # costs this prompt some speed.
                         with self._cores_for(shared=bool(self._running)):
                             prefilled = self._prefill(request)
                 except Exception as exc:  # a failed prompt fails its request, not the engine
