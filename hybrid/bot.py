@@ -17,7 +17,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from hybrid.config import CONFIG_FILE, Config, load_config
-from hybrid.errors import BotNotFoundError, HybridError
+from hybrid.errors import BotNotFoundError, ConflictError, InvalidInputError
 
 BOT_ENV = "HYBRID_BOT"
 STATE_DIR = ".hybrid"
@@ -107,13 +107,13 @@ def find_bot(
 def init_bot(root: Path, template: str = "support") -> Bot:
     """Create a bot folder from a template shipped with hybrid. Refuses to overwrite."""
     if template not in TEMPLATES:
-        raise HybridError(
+        raise InvalidInputError(
             f"unknown template {template!r}", hint=f"templates: {', '.join(TEMPLATES)}"
         )
     if (root / CONFIG_FILE).exists():
-        raise HybridError(f"{root} is already a bot folder ({CONFIG_FILE} exists)")
+        raise ConflictError(f"{root} is already a bot folder ({CONFIG_FILE} exists)")
     if root.exists() and any(root.iterdir()):
-        raise HybridError(f"{root} exists and is not empty", hint="choose a new folder")
+        raise ConflictError(f"{root} exists and is not empty", hint="choose a new folder")
     source = resources.files("hybrid") / "templates" / template
     staging = root.with_name(f".{root.name}.init-{os.getpid()}")
     try:

@@ -164,7 +164,7 @@ class EvaluationSettings(_Section):
 class ServerSettings(_Section):
     """`hybrid serve`: where it listens and how much work it takes at once."""
 
-    # Loopback by default; any other address needs API keys (or --insecure).
+    # Loopback by default; any other address needs API keys.
     host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
     # Requests decoded together, and requests allowed to wait beyond those (then 429).
@@ -174,6 +174,15 @@ class ServerSettings(_Section):
     request_timeout: Annotated[float, msgspec.Meta(gt=0)] = 120.0
     # Replace e-mail addresses, phone numbers and card numbers in the interaction log.
     redact_logs: bool = False
+    # Host names (the Host header) answered besides loopback and `host` itself; "*" any.
+    allowed_hosts: list[Annotated[str, msgspec.Meta(min_length=1)]] = msgspec.field(
+        default_factory=list
+    )
+    # Web origins (scheme://host[:port]) besides the server's own that may send requests
+    # that change something (POST, PUT, PATCH, DELETE), e.g. a site embedding the chat.
+    allowed_origins: list[Annotated[str, msgspec.Meta(min_length=1)]] = msgspec.field(
+        default_factory=list
+    )
 
 
 class Config(_Section):

@@ -1,6 +1,8 @@
 """API keys, stored hashed in the bot's sqlite database.
 
-A key is shown once, when it is created; only its SHA-256 is kept (the keys are 32
+Once a bot has had a key it stays closed: revoking the last key does not reopen it (every
+request then gets 401) until `hybrid keys open` says so, so a slip cannot silently
+expose a server. A key is shown once, when it is created; only its SHA-256 is kept (the keys are 32
 random bytes, so a fast hash is enough: there is nothing to guess), with its first
 characters for telling keys apart. Scope `chat` may ask, search and rate; `admin` may
 also change documents, the index, adapters, files, fine-tuning jobs and keys.
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from hybrid.database import open_database
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, NotFoundError
 
 Scope = Literal["chat", "admin"]
 PREFIX = "hyb-"
@@ -32,6 +34,11 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_2(db: sqlite3.Connection) -> None:
+    # When the operator last opened the bot to keyless use; a key created later closes it.
+    db.execute("CREATE TABLE api_keys_opened (id INTEGER PRIMARY KEY CHECK (id = 1), at REAL)")
+
+
 @dataclass(frozen=True)
 class ApiKey:
     id: int
@@ -42,14 +49,13 @@ class ApiKey:
     revoked_at: float | None
 
 
-class KeyNotFoundError(HybridError):
+class KeyNotFoundError(NotFoundError):
     code = "key_not_found"
-    status = 404
 
 
 class KeyStore:
     def __init__(self, database: Path) -> None:
-        self.db = open_database(database, "keys", [_migration_1])
+        self.db = open_database(database, "keys", [_migration_1, _migration_2])
 
     def close(self) -> None:
         self.db.close()
@@ -90,6 +96,24 @@ class KeyStore:
     def any_active(self) -> bool:
         row = self.db.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1")
         return row.fetchone() is not None
+
+    def closed(self) -> bool:
+        """Whether requests need a key: once any key was created, until `open()`."""
+        row = self.db.execute(
+            "SELECT 1 FROM api_keys WHERE created_at > "
+            "coalesce((SELECT at FROM api_keys_opened), 0) LIMIT 1"
+        )
+        return row.fetchone() is not None
+
+    def open(self) -> None:
+        """Let requests without a key in again (on loopback only); refused while a key is
+        active, since those requests would then bypass it."""
+        if self.any_active():
+            raise ConflictError(
+                "the bot has active API keys", hint="revoke them first (`hybrid keys list`)"
+            )
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO api_keys_opened VALUES (1, ?)", [time.time()])
 
     def scope_of(self, secret: str) -> Scope | None:
         """The scope of an active key, or None for an unknown or revoked one."""

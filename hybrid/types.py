@@ -3,11 +3,12 @@ hashable, and serialisable to JSON as they are (the server returns them directly
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
 
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -66,8 +67,9 @@ class AdapterRef(msgspec.Struct, frozen=True):
     @classmethod
     def parse(cls, text: str) -> AdapterRef:
         name, sep, version = text.partition("@")
-        if not name or (sep and not version.isdigit()):
-            raise HybridError(
+        # Nine digits at most: a version stays well inside sqlite's (and C's) integers.
+        if not name or len(name) > 200 or (sep and not re.fullmatch(r"[0-9]{1,9}", version)):
+            raise InvalidInputError(
                 f"bad adapter reference {text!r}", hint="use NAME or NAME@VERSION, e.g. style@3"
             )
         return cls(name, int(version) if sep else None)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hybrid.bot import Bot
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, HybridError, NotFoundError
 from indexes.store import IndexStore, VersionRow
 from indexes.vector_index import VectorIndex
 
@@ -67,12 +67,12 @@ def rollback_index(bot: Bot, version: int | None = None) -> int:
         kept = {row.version for row in published}
         if version is None:
             if not published:
-                raise HybridError("there is no earlier index version to roll back to")
+                raise ConflictError("there is no earlier index version to roll back to")
             version = published[0].version
         elif version == current:
-            raise HybridError(f"index version {version} is already the published one")
+            raise ConflictError(f"index version {version} is already the published one")
         elif version not in kept:
-            raise HybridError(
+            raise NotFoundError(
                 f"index version {version} is not kept",
                 hint=f"kept versions: {', '.join(map(str, sorted(kept))) or 'none'}",
             )

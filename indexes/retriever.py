@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybrid.bot import Bot
 from hybrid.config import RetrievalMode, RetrievalSettings
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, UnavailableError
 from hybrid.protocols import Embedder
 from hybrid.types import Hit
 from indexes.embedders import embedder_for_bot
@@ -49,11 +49,10 @@ class Ranked:
     score: float
 
 
-class IndexNotReadyError(HybridError):
+class IndexNotReadyError(UnavailableError):
     """Nothing has been synced yet, so there is nothing to search."""
 
     code = "index_not_ready"
-    status = 503
 
     def __init__(self) -> None:
         super().__init__(

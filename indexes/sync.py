@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybrid.bot import Bot
 from hybrid.config import IndexSettings
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, InvalidInputError
 from hybrid.protocols import Embedder
 from hybrid.types import Chunk, Document
 from indexes import vector_index
@@ -184,9 +184,8 @@ def prune(store: IndexStore, indexes_dir: Path, keep: int) -> list[int]:
     return dropped
 
 
-class SyncInProgressError(HybridError):
+class SyncInProgressError(ConflictError):
     code = "sync_in_progress"
-    status = 409
 
 
 @contextmanager
@@ -211,7 +210,7 @@ def _scope(docs_dir: Path, paths: Sequence[Path]) -> list[str]:
     for path in paths:
         resolved = path.resolve()
         if not resolved.is_relative_to(root):
-            raise HybridError(f"{path} is not inside the docs folder {docs_dir}")
+            raise InvalidInputError(f"{path} is not inside the docs folder {docs_dir}")
         relative = resolved.relative_to(root).as_posix()
         prefixes.append("" if relative == "." else relative)
     return prefixes

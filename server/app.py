@@ -17,6 +17,8 @@ from litestar.openapi import OpenAPIConfig
 from hybrid.bot import Bot
 from server.http_errors import EXCEPTION_HANDLERS
 from server.metrics import metrics_middleware
+from server.openapi import document_errors
+from server.request_guard import request_guard
 from server.routes import (
     adapters,
     chat,
@@ -34,8 +36,10 @@ from server.state import ServerState
 MAX_BODY_BYTES = 64 * 1024 * 1024  # uploads of training files; larger bodies get 413
 
 
-def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
-    server = state or ServerState(bot)
+def create_app(bot: Bot, *, host: str = "", state: ServerState | None = None) -> Litestar:
+    """The app for `bot`, listening on `host` (default: server.host), which decides the
+    host names it answers to and whether it may answer without a key."""
+    server = state or ServerState(bot, host)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -61,10 +65,15 @@ def create_app(bot: Bot, *, state: ServerState | None = None) -> Litestar:
             *metrics.ROUTES,
             *web.ROUTES,
         ],
-        middleware=[metrics_middleware(server.metrics)],
+        # Counted first, so that refused requests show in the metrics too.
+        middleware=[
+            metrics_middleware(server.metrics),
+            request_guard(bot.config.server, server.host),
+        ],
         dependencies={"server": Provide(lambda: server, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
+        on_startup=[document_errors],
         request_max_body_size=MAX_BODY_BYTES,
         # No logging set-up of Litestar's own: it would show every library's INFO lines.
         logging_config=None,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from hybrid.config import GenerationSettings
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, InvalidInputError
 from hybrid.prompt import build_messages
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
@@ -94,10 +94,12 @@ class Assistant:
             [Message("user", conversation)] if isinstance(conversation, str) else list(conversation)
         )
         if not turns or turns[-1].role != "user":
-            raise HybridError("the conversation must end with a user message", param="messages")
+            raise InvalidInputError(
+                "the conversation must end with a user message", param="messages"
+            )
         question = turns[-1].content.strip()
         if not question:
-            raise HybridError("the question is empty", param="messages")
+            raise InvalidInputError("the question is empty", param="messages")
         history = [turn for turn in turns[:-1] if turn.role != "system"]
         sources = self.retriever.search(question, self.top_k) if self.retriever else []
         answer_room = (settings or self.settings).max_new_tokens

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid.bot import Bot
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, InvalidInputError, NotFoundError
 from hybrid.protocols import Embedder
 from indexes import SyncSummary, sync_index
 from indexes.store import DocumentRow, IndexStore
@@ -21,14 +21,12 @@ _ID = re.compile(r"[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*")
 EDITABLE_SUFFIXES = (".md", ".txt")
 
 
-class DocumentNotFoundError(HybridError):
+class DocumentNotFoundError(NotFoundError):
     code = "document_not_found"
-    status = 404
 
 
-class DocumentConflictError(HybridError):
+class DocumentConflictError(ConflictError):
     code = "document_not_editable"
-    status = 409
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def put_document(bot: Bot, embedder: Embedder, document_id: str, title: str, tex
     """Create or replace a document, then sync just its file."""
     _check_id(document_id)
     if not text.strip():
-        raise HybridError("the document's text is empty", param="text")
+        raise InvalidInputError("the document's text is empty", param="text")
     file = _editable_file(bot, document_id) or bot.docs_dir / f"{document_id}.md"
     body = f"# {title.strip()}\n\n{text.strip()}\n" if file.suffix == ".md" else text
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +94,7 @@ def _editable_file(bot: Bot, document_id: str) -> Path | None:
 
 def _check_id(document_id: str) -> None:
     if not _ID.fullmatch(document_id):
-        raise HybridError(
+        raise InvalidInputError(
             f"bad document id {document_id!r}",
             hint="use lower-case letters, digits, - and _, in folders separated by /",
             param="id",

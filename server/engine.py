@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hybrid.config import GenerationSettings
-from hybrid.errors import HybridError
+from hybrid.errors import BusyError, HybridError, InvalidInputError, UnavailableError
 from hybrid.types import AdapterRef, Generation, Message
 from server.adapter_set import BASE, AdapterSet
 from server.kv_batch import KVBatch, PrefixCache
@@ -48,18 +48,12 @@ from training import AdapterRecord, BaseModel, render_chat
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
 
 
-class EngineBusyError(HybridError):
+class EngineBusyError(BusyError):
     code = "rate_limit_exceeded"
-    status = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, hint=f"retry in {retry_after} s")
-        self.retry_after = retry_after
 
 
 class GenerationTimeoutError(HybridError):
     code = "timeout"
-    status = 504
 
 
 @dataclass
@@ -176,7 +170,7 @@ class GenerationEngine:
         prompt_ids = self._prompt_ids(messages)
         room = self.context_window - len(prompt_ids)
         if room < 1:
-            raise HybridError(
+            raise InvalidInputError(
                 f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
                 f"{self.context_window}",
                 hint="ask a shorter question",
@@ -194,7 +188,7 @@ class GenerationEngine:
         )
         with self._wake:
             if self._closed:
-                raise HybridError("the generation engine is shut down")
+                raise UnavailableError("the generation engine is shut down")
             if len(self._waiting) >= self.max_waiting:
                 raise EngineBusyError(
                     f"{len(self._waiting)} requests are already waiting", retry_after=1
@@ -213,7 +207,7 @@ class GenerationEngine:
             thread.join()
         handed = [item.request for item in self._prefilled]
         for request in [*self._waiting, *handed, *self._running]:
-            request.events.put(HybridError("the generation engine shut down"))
+            request.events.put(UnavailableError("the generation engine shut down"))
         self._waiting.clear()
         self._prefilled, self._running = [], []
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hybrid.bot import Bot
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 from hybrid.types import AdapterRef
 from server.assistant import Assistant
 from server.compose import open_assistant
@@ -66,12 +66,12 @@ def read_golden(path: Path) -> list[GoldenCase]:
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise HybridError(
+            raise InvalidInputError(
                 f'{path}:{number}: expected {{"question", "reference"}} '
                 f'(optional "id", "doc_id"): {exc}'
             ) from exc
     if not cases:
-        raise HybridError(f"{path} holds no questions")
+        raise InvalidInputError(f"{path} holds no questions")
     return cases
 
 
@@ -84,9 +84,11 @@ def evaluate(
 ) -> list[VariantScore]:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
-        raise HybridError(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {VARIANTS}")
+        raise InvalidInputError(
+            f"unknown variant(s) {', '.join(sorted(unknown))}; known: {VARIANTS}"
+        )
     if adapter is None and any(v.startswith("adapter") for v in variants):
-        raise HybridError("the adapter variants need --adapter NAME[@VERSION]")
+        raise InvalidInputError("the adapter variants need --adapter NAME[@VERSION]")
     with_retrieval = open_assistant(bot, retrieval=any(v.endswith("+rag") for v in variants))
     without = Assistant(
         with_retrieval.generator,

@@ -9,11 +9,11 @@ import secrets
 import sqlite3
 import tempfile
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 from hybrid.database import open_database
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError, NotFoundError
 from training import lint_data
 
 PURPOSES = ("fine-tune",)
@@ -28,9 +28,8 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
-class FileNotFoundInStoreError(HybridError):
+class FileNotFoundInStoreError(NotFoundError):
     code = "file_not_found"
-    status = 404
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class FileStore:
 
     def add(self, filename: str, purpose: str, content: bytes) -> StoredFile:
         if purpose not in PURPOSES:
-            raise HybridError(
+            raise InvalidInputError(
                 f"purpose {purpose!r} is not supported", hint="use 'fine-tune'", param="purpose"
             )
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -65,8 +64,11 @@ class FileStore:
             staged.write_bytes(content)
             report = lint_data(staged)
             if not report.ok:
-                shown = "; ".join(str(p) for p in report.errors[:SHOWN_PROBLEMS])
-                raise HybridError(
+                # Named as the client named it, not by the scratch path on this server.
+                shown = "; ".join(
+                    str(replace(p, file=filename)) for p in report.errors[:SHOWN_PROBLEMS]
+                )
+                raise InvalidInputError(
                     f"{filename} has {len(report.errors)} error(s): {shown}",
                     hint="fix them (see `hybrid data lint`) and upload it again",
                     param="file",

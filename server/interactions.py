@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid.database import open_database
-from hybrid.errors import HybridError
+from hybrid.errors import NotFoundError
 from hybrid.types import AdapterRef, Message
 from training.pii import redact
 
@@ -38,9 +38,8 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
-class CompletionNotFoundError(HybridError):
+class CompletionNotFoundError(NotFoundError):
     code = "completion_not_found"
-    status = 404
 
 
 @dataclass(frozen=True)

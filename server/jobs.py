@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hybrid.database import open_database, write_transaction
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, NotFoundError
 
 Status = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -52,14 +52,12 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
-class JobNotFoundError(HybridError):
+class JobNotFoundError(NotFoundError):
     code = "fine_tuning_job_not_found"
-    status = 404
 
 
-class JobConflictError(HybridError):
+class JobConflictError(ConflictError):
     code = "conflict"
-    status = 409
 
 
 @dataclass(frozen=True)

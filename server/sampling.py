@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from hybrid.config import GenerationSettings
 
+GREEDY_BELOW = 1e-4  # temperatures under this decode greedily
+
 if TYPE_CHECKING:
     import torch
 
@@ -43,7 +45,9 @@ class TokenSampler:
                 scores / settings.repetition_penalty,
                 scores * settings.repetition_penalty,
             )
-        if settings.temperature == 0:
+        # Sampling tends to greedy as the temperature falls; below this, dividing the
+        # logits by it would overflow float32 and the draw would be noise.
+        if settings.temperature < GREEDY_BELOW:
             return int(logits.argmax())
         probabilities = torch.softmax(logits / settings.temperature, dim=-1)
         if settings.top_p < 1.0:

@@ -4,23 +4,40 @@ works unchanged; fields OpenAI has and hybrid does not use are accepted and igno
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from hybrid.types import Hit
 
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+# Every number and string a client sends is bounded here, so that nothing out of range
+# reaches sqlite, torch or the file system (a 4xx naming the field instead of a 500).
+# `Any`, not `object`: several structs have a field named `object`, which would shadow
+# the builtin when the annotations are resolved.
+JsonObject = dict[str, Any]
+Seed = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+Version = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+ShortText = Annotated[str, msgspec.Meta(max_length=10_000)]
+LongText = Annotated[str, msgspec.Meta(max_length=1_000_000)]
+StopString = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+MaxTokens = Annotated[int, msgspec.Meta(ge=1, le=8192)]  # as generation.max_new_tokens
+# One line of printable text: a title or heading cannot carry a line break.
+OneLine = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Metadata = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=64)], Annotated[str, msgspec.Meta(max_length=512)]],
+    msgspec.Meta(max_length=16),
+]
 
 
 class ContentPart(msgspec.Struct, kw_only=True):
-    type: str
-    text: str | None = None
+    type: Annotated[str, msgspec.Meta(max_length=64)]
+    text: LongText | None = None
 
 
 class ChatMessage(msgspec.Struct, kw_only=True):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
+    content: LongText | Annotated[list[ContentPart], msgspec.Meta(max_length=256)] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -33,18 +50,18 @@ class StreamOptions(msgspec.Struct, kw_only=True):
 
 
 class ChatCompletionRequest(msgspec.Struct, kw_only=True):
-    model: Annotated[str, msgspec.Meta(min_length=1)]
-    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1)]
+    model: Name
+    messages: Annotated[list[ChatMessage], msgspec.Meta(min_length=1, max_length=1024)]
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_tokens: MaxTokens | None = None
+    max_completion_tokens: MaxTokens | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] | None = None
-    stop: str | Annotated[list[str], msgspec.Meta(max_length=4)] | None = None
-    seed: NonNegative | None = None
+    stop: StopString | Annotated[list[StopString], msgspec.Meta(max_length=4)] | None = None
+    seed: Seed | None = None
     n: Annotated[int, msgspec.Meta(ge=1, le=1)] = 1
-    user: str | None = None
+    user: Annotated[str, msgspec.Meta(max_length=256)] | None = None
 
     def stop_strings(self) -> list[str]:
         if self.stop is None:
@@ -145,11 +162,11 @@ class Health(msgspec.Struct, kw_only=True):
 
 
 class FeedbackRequest(msgspec.Struct, kw_only=True):
-    completion_id: Annotated[str, msgspec.Meta(min_length=1)]
+    completion_id: Name
     # 1 (bad) to 5 (good); `hybrid data export --from-logs --min-rating N` selects on it.
     rating: Annotated[int, msgspec.Meta(ge=1, le=5)]
-    corrected_answer: str | None = None
-    comment: str | None = None
+    corrected_answer: ShortText | None = None
+    comment: ShortText | None = None
 
 
 class Feedback(msgspec.Struct, kw_only=True):
@@ -160,7 +177,7 @@ class Feedback(msgspec.Struct, kw_only=True):
 
 
 class SearchRequest(msgspec.Struct, kw_only=True):
-    query: Annotated[str, msgspec.Meta(min_length=1)]
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
     k: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
 
 
@@ -174,7 +191,7 @@ class DocumentInfo(msgspec.Struct, kw_only=True):
     object: str = "document"
     title: str
     source: str
-    metadata: dict[str, object]
+    metadata: JsonObject
     updated_at: int
 
 
@@ -184,8 +201,8 @@ class DocumentList(msgspec.Struct, kw_only=True):
 
 
 class DocumentBody(msgspec.Struct, kw_only=True):
-    title: Annotated[str, msgspec.Meta(min_length=1)]
-    text: Annotated[str, msgspec.Meta(min_length=1)]
+    title: OneLine
+    text: Annotated[str, msgspec.Meta(min_length=1)]  # its size is index.max_file_mb's
 
 
 class SyncInfo(msgspec.Struct, kw_only=True):
@@ -223,7 +240,7 @@ class AdapterInfo(msgspec.Struct, kw_only=True):
     status: str
     created_at: int
     promoted_at: int | None
-    metrics: dict[str, object]
+    metrics: JsonObject
 
 
 class AdapterList(msgspec.Struct, kw_only=True):
@@ -232,7 +249,7 @@ class AdapterList(msgspec.Struct, kw_only=True):
 
 
 class PromoteRequest(msgspec.Struct, kw_only=True):
-    version: Annotated[int, msgspec.Meta(ge=1)] | None = None  # default: newest candidate
+    version: Version | None = None  # default: newest candidate
 
 
 class FileObject(msgspec.Struct, kw_only=True):
@@ -287,15 +304,15 @@ class JobMethod(msgspec.Struct, kw_only=True):
 
 
 class CreateJobRequest(msgspec.Struct, kw_only=True):
-    model: Annotated[str, msgspec.Meta(min_length=1)]
-    training_file: Annotated[str, msgspec.Meta(min_length=1)]
-    validation_file: str | None = None
+    model: Name
+    training_file: Name
+    validation_file: Name | None = None
     hyperparameters: JobHyperparameters | None = None  # OpenAI's older place for them
     method: JobMethod | None = None
     suffix: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
-    seed: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    metadata: dict[str, str] | None = None
-    integrations: list[dict[str, object]] | None = None
+    seed: Seed | None = None
+    metadata: Metadata | None = None
+    integrations: Annotated[list[JsonObject], msgspec.Meta(max_length=16)] | None = None
 
 
 class JobError(msgspec.Struct, kw_only=True):
@@ -323,7 +340,7 @@ class FineTuningJob(msgspec.Struct, kw_only=True):
     metadata: dict[str, str] | None
     organization_id: str = "hybrid"
     result_files: list[str] = msgspec.field(default_factory=list)
-    integrations: list[dict[str, object]] = msgspec.field(default_factory=list)
+    integrations: list[JsonObject] = msgspec.field(default_factory=list)
     estimated_finish: int | None = None
 
 
@@ -340,7 +357,7 @@ class JobEventObject(msgspec.Struct, kw_only=True):
     level: str
     type: str
     message: str
-    data: dict[str, object] | None = None
+    data: JsonObject | None = None
 
 
 class JobEventList(msgspec.Struct, kw_only=True):

@@ -5,6 +5,7 @@ in a background thread, so the server answers /healthz with 503 until it is read
 from __future__ import annotations
 
 import _thread
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar, cast
 
 from hybrid.bot import Bot
-from hybrid.errors import HybridError
+from hybrid.errors import UnavailableError
 from hybrid.keys import KeyStore
 from hybrid.protocols import Embedder
 from hybrid.types import AdapterRef
@@ -25,19 +26,21 @@ from server.interactions import InteractionLog
 from server.job_runner import JobRunner
 from server.jobs import JobStore
 from server.metrics import Metrics
+from server.request_guard import is_loopback
 from training import AdapterRecord, AdapterRegistry
 
 T = TypeVar("T")
+log = logging.getLogger("hybrid.server")
 
 
-class NotReadyError(HybridError):
+class NotReadyError(UnavailableError):
     code = "loading"
-    status = 503
 
 
 @dataclass
 class ServerState:
     bot: Bot
+    host: str = ""  # the address it listens on; default: server.host
     status: Literal["loading", "ok", "failed"] = "loading"
     detail: str | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
@@ -50,7 +53,13 @@ class ServerState:
     _embedder_lock: _thread.LockType = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        self.host = self.host or self.bot.config.server.host
         self.job_runner = JobRunner(self.bot)
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the server (keyless use is allowed then)."""
+        return is_loopback(self.host)
 
     @property
     def engine(self) -> GenerationEngine | None:
@@ -138,8 +147,9 @@ class ServerState:
                 assistant = assistant_for(retrieval=False)  # no sources until the first sync
             self.assistant = assistant
             self.status = "ok"
-        except Exception as exc:  # reported by /healthz; the process stays up to say so
-            self.status, self.detail = "failed", str(exc)
+        except Exception:  # reported by /healthz; the process stays up to say so
+            log.exception("the server failed to load")
+            self.status, self.detail = "failed", "loading failed; the server's log says why"
 
     def close(self) -> None:
         self.job_runner.close()

@@ -243,16 +243,20 @@ def test_keys_are_created_listed_and_revoked_and_serve_guards_open_addresses(
 ) -> None:
     bot = init_bot(tmp_path / "bot")
     refused = run("-C", str(bot.root), "serve", "--host", "0.0.0.0")
-    assert refused.returncode == 1 and "no API keys are configured" in refused.stderr
+    assert refused.returncode == 1 and "without an API key" in refused.stderr
     created = json.loads(run("-C", str(bot.root), "keys", "create", "--scope", "admin",
                              "--name", "ops", "--json").stdout)  # fmt: skip
     assert created["key"].startswith("hyb-") and created["scope"] == "admin"
     listed = json.loads(run("-C", str(bot.root), "keys", "list", "--json").stdout)
     assert [(k["id"], k["name"], k["revoked_at"]) for k in listed] == [(created["id"], "ops", None)]
     assert created["key"] not in json.dumps(listed), "a key is shown only when created"
-    assert run("-C", str(bot.root), "keys", "revoke", str(created["id"])).returncode == 0
+    revoked = run("-C", str(bot.root), "keys", "revoke", str(created["id"]))
+    assert revoked.returncode == 0 and "now refuses every request" in revoked.stderr
     again = run("-C", str(bot.root), "keys", "revoke", str(created["id"]))
     assert again.returncode == 1 and "no active API key" in again.stderr
+    assert "Closed" in run("-C", str(bot.root), "keys", "list").stdout
+    assert run("-C", str(bot.root), "keys", "open").returncode == 0
+    assert "No key is needed" in run("-C", str(bot.root), "keys", "list").stdout
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError
 
 RUN_FILE = "run.json"
 STATE_FILE = "checkpoint.pt"
@@ -37,21 +37,21 @@ class RunFolder:
         try:
             recorded = json.loads((self.folder / RUN_FILE).read_text())
         except (OSError, ValueError):
-            raise HybridError(
+            raise ConflictError(
                 f"nothing to resume: no unfinished run in {self.folder}",
                 hint="run `hybrid train` without --resume",
             ) from None
         changed = sorted(k for k in identity.keys() | recorded.keys()
                          if identity.get(k) != recorded.get(k))  # fmt: skip
         if changed:
-            raise HybridError(
+            raise ConflictError(
                 f"cannot resume: the run in {self.folder} was started with a different "
                 f"{', '.join(changed)}",
                 hint="resume with the same data and settings, or start over without --resume",
             )
         steps = self._checkpoints()
         if not steps:
-            raise HybridError(
+            raise ConflictError(
                 f"nothing to resume: the run in {self.folder} has no checkpoint yet",
                 hint="run `hybrid train` without --resume",
             )

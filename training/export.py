@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError
 from training.base_model import BaseModel
 from training.registry import MANIFEST, AdapterRecord
 
@@ -37,7 +37,7 @@ def _staged_copy(target: Path, write: Callable[[Path], object]) -> None:
     """Fill a temporary sibling of `target`, then rename it: `target` appears complete
     or not at all, and an existing folder is never overwritten."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise HybridError(f"{target} already exists", hint="name a new folder")
+        raise ConflictError(f"{target} already exists", hint="name a new folder")
     staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import msgspec
 
 from hybrid.bot import Bot
 from hybrid.config import TrainingSettings
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
 from hybrid.models import MODEL_LOADING
 from hybrid.protocols import Retriever
@@ -265,7 +265,7 @@ def _datasets(
     )
     if not report.ok and not request.force:
         first = "\n  ".join(str(problem) for problem in report.errors[:5])
-        raise HybridError(
+        raise InvalidInputError(
             f"{request.train_file} has {len(report.errors)} error(s):\n  {first}",
             hint=f"see `hybrid data lint {request.train_file}`, or train anyway with --force "
             "(the lines with errors are left out)",
@@ -291,7 +291,7 @@ def _datasets(
 
     train_set = usable(report.train)
     if not train_set:
-        raise HybridError(f"{request.train_file} has no usable example")
+        raise InvalidInputError(f"{request.train_file} has no usable example")
     if report.eval is not None:
         return train_set, usable(report.eval)
     held_out = round(len(train_set) * settings.eval_fraction)
@@ -319,7 +319,7 @@ def _with_lora(base: BaseModel, settings: TrainingSettings, qlora: bool):
         model.enable_input_require_grads()
     layers = int(model.config.num_hidden_layers)
     if settings.freeze_layers >= layers:
-        raise HybridError(
+        raise InvalidInputError(
             f"training.freeze_layers = {settings.freeze_layers}, but the base model has "
             f"{layers} layers",
             hint=f"use a value below {layers}",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hybrid import database
-from hybrid.errors import HybridError
+from hybrid.errors import ConflictError, HybridError, InvalidInputError, NotFoundError
 from hybrid.types import AdapterRef
 from training.processes import process_alive
 
@@ -29,14 +29,12 @@ Status = Literal["building", "candidate", "active", "retired"]
 MANIFEST = "hybrid-adapter.json"
 
 
-class AdapterNotFoundError(HybridError):
+class AdapterNotFoundError(NotFoundError):
     code = "adapter_not_found"
-    status = 404
 
 
-class NothingToRollBackError(HybridError):
+class NothingToRollBackError(ConflictError):
     code = "nothing_to_roll_back"
-    status = 409
 
 
 @dataclass(frozen=True)
@@ -212,11 +210,11 @@ class AdapterRegistry:
                 raise self._not_found(AdapterRef(name))
             candidates = [r for r in versions if r.status == "candidate"]
             if not candidates:
-                raise HybridError(f"adapter {name!r} has no candidate version to promote")
+                raise ConflictError(f"adapter {name!r} has no candidate version to promote")
             version = candidates[-1].version
         record = self.get(AdapterRef(name, version))
         if record.status == "active":
-            raise HybridError(f"{name}@{version} is already active")
+            raise ConflictError(f"{name}@{version} is already active")
         with database.write_transaction(self.db):
             self.db.execute(
                 "UPDATE adapters SET status = 'retired' WHERE name = ? AND status = 'active'",
@@ -258,7 +256,7 @@ class AdapterRegistry:
 
 def check_adapter_name(name: str) -> None:
     if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise HybridError(
+        raise InvalidInputError(
             f"bad adapter name {name!r}",
             hint="use letters, digits, '-', '_' and '.', e.g. kestrel-style",
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 from training.chat import render_chat
 from training.datasets import Example
 
@@ -33,7 +33,7 @@ class TokenizedExample:
         return sum(label != IGNORE for label in self.labels)
 
 
-class RenderError(HybridError):
+class RenderError(InvalidInputError):
     code = "invalid_training_example"
 
 

@@ -1,4 +1,4 @@
-"""`hybrid keys create | list | revoke`."""
+"""`hybrid keys create | list | revoke | open`."""
 
 from __future__ import annotations
 
@@ -44,11 +44,14 @@ def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every key: id, scope, name, its first characters, created, revoked."""
     with _store(ctx) as store:
         keys = store.list()
+        closed = store.closed()
     if as_json:
         echo_json(keys)
         return
-    if not keys:
-        typer.echo("No API keys: the server is open (loopback only).")
+    if not closed:
+        typer.echo("No key is needed: the server answers anyone on loopback.")
+    elif not any(key.revoked_at is None for key in keys):
+        typer.echo("Closed: every key is revoked, so the server refuses every request.")
     for key in keys:
         created = dt.datetime.fromtimestamp(key.created_at).strftime("%Y-%m-%d %H:%M")
         state = "revoked" if key.revoked_at else "active"
@@ -62,4 +65,19 @@ def revoke(
     """Revoke a key; a running server refuses it from the next request on."""
     with _store(ctx) as store:
         key = store.revoke(key_id)
+        last = not store.any_active()
     typer.echo(f"Revoked key {key.id} ({key.shown}).")
+    if last:
+        stderr.print(
+            "[yellow]That was the last active key: the server now refuses every request."
+            "[/] Create a key, or run `hybrid keys open` to serve loopback without keys."
+        )
+
+
+@app.command("open")
+def open_keyless(ctx: typer.Context) -> None:
+    """Let requests without a key in again, once every key is revoked. Only on loopback:
+    a server on any other address always needs a key."""
+    with _store(ctx) as store:
+        store.open()
+    typer.echo("Opened: the server answers requests without a key on loopback.")

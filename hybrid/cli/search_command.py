@@ -11,7 +11,7 @@ import typer
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
 from hybrid.config import RetrievalMode
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 
 
 def search(
@@ -34,7 +34,7 @@ def search(
 ) -> None:
     """Search the published index version, as the assistant does before answering."""
     if (query is None) == (queries is None):
-        raise HybridError("give either a QUERY or --queries FILE.jsonl")
+        raise InvalidInputError("give either a QUERY or --queries FILE.jsonl")
     batch = _read_queries(queries) if queries else []
     metadata = _parse_filters(filters or [])
     bot = current_bot(ctx)
@@ -74,7 +74,7 @@ def _read_queries(file: Path) -> list[tuple[Any, str]]:
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise HybridError(f"{file}: cannot read: {exc}") from exc
+        raise InvalidInputError(f"{file}: cannot read: {exc}") from exc
     batch = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -82,11 +82,11 @@ def _read_queries(file: Path) -> list[tuple[Any, str]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise HybridError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
+            raise InvalidInputError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
         if not isinstance(record, dict) or "id" not in record:
-            raise HybridError(f'{file}:{number}: expected an object with "id" and "text"')
+            raise InvalidInputError(f'{file}:{number}: expected an object with "id" and "text"')
         if not isinstance(record.get("text"), str) or not record["text"].strip():
-            raise HybridError(f"{file}:{number}: field `text` must be a non-empty string")
+            raise InvalidInputError(f"{file}:{number}: field `text` must be a non-empty string")
         batch.append((record["id"], record["text"]))
     return batch
 
@@ -96,6 +96,6 @@ def _parse_filters(filters: list[str]) -> dict[str, str]:
     for item in filters:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise HybridError(f"bad --filter {item!r}", hint="use KEY=VALUE, e.g. region=us")
+            raise InvalidInputError(f"bad --filter {item!r}", hint="use KEY=VALUE, e.g. region=us")
         parsed[key] = value
     return parsed

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ipaddress
 import json
 from typing import Annotated
 
@@ -8,7 +7,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import quiet_model_libraries, stderr
-from hybrid.errors import HybridError
+from hybrid.errors import InvalidInputError
 from hybrid.keys import KeyStore
 
 
@@ -18,31 +17,28 @@ def serve(
         str | None, typer.Option(help="Address to listen on (default: server.host).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
-    insecure: Annotated[
-        bool,
-        typer.Option(
-            "--insecure", help="Allow a non-loopback address with no API keys (anyone can call)."
-        ),
-    ] = False,
 ) -> None:
     """Serve the bot over HTTP: OpenAI-compatible chat (plain and streaming) with
     citations, the model list and the bot's own routes. Stops with Ctrl-C."""
     bot = current_bot(ctx)
     host = host or bot.config.server.host
     port = port or bot.config.server.port
-    with KeyStore(bot.database) as keys:
-        protected = keys.any_active()
-    if not _is_loopback(host) and not protected and not insecure:
-        raise HybridError(
-            f"refusing to listen on {host}: no API keys are configured, so anyone who "
-            "can reach it could use the bot",
-            hint="create one with `hybrid keys create`, listen on 127.0.0.1, or pass "
-            "--insecure if that is really wanted",
-        )
     quiet_model_libraries()
     import uvicorn
 
     from server.app import create_app
+    from server.request_guard import is_loopback
+
+    with KeyStore(bot.database) as keys:
+        usable = keys.any_active()
+    if not is_loopback(host) and not usable:
+        # It would answer nothing: off loopback, every request needs a key.
+        raise InvalidInputError(
+            f"refusing to listen on {host} without an API key: off loopback, every "
+            "request needs one",
+            hint="create one with `hybrid keys create`, or listen on 127.0.0.1",
+            param="--host",
+        )
     from training import AdapterRegistry
 
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
@@ -60,13 +56,4 @@ def serve(
         f"Try: curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{request}'",
         markup=False,
     )
-    uvicorn.run(create_app(bot), host=host, port=port, log_level="warning")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    uvicorn.run(create_app(bot, host=host), host=host, port=port, log_level="warning")

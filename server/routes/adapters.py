@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from server.auth import ADMIN, CHAT
+from server.routes.params import IdPath
 from server.schemas import AdapterInfo, AdapterList, PromoteRequest
 from server.state import ServerState
 from training import AdapterRecord
@@ -21,7 +22,7 @@ def list_adapters(server: NamedDependency[ServerState]) -> AdapterList:
 
 @post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False, guards=ADMIN)
 def promote(
-    name: FromPath[str],
+    name: IdPath,
     server: NamedDependency[ServerState],
     data: JSONBody[PromoteRequest | None] = None,
 ) -> AdapterInfo:
@@ -30,7 +31,7 @@ def promote(
 
 
 @post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False, guards=ADMIN)
-def rollback(name: FromPath[str], server: NamedDependency[ServerState]) -> AdapterInfo:
+def rollback(name: IdPath, server: NamedDependency[ServerState]) -> AdapterInfo:
     return _info(server.registry().rollback(name))
 
 

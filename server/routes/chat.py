@@ -18,11 +18,11 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, NotFoundError
 from hybrid.types import AdapterRef, Message
 from server.assistant import Answer, AnswerStream
 from server.auth import CHAT
-from server.http_errors import error_response
+from server.http_errors import detail_of
 from server.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -32,6 +32,7 @@ from server.schemas import (
     ChunkChoice,
     Citation,
     Delta,
+    ErrorBody,
     Model,
     ModelList,
     Usage,
@@ -40,9 +41,8 @@ from server.state import ServerState
 from training import AdapterNotFoundError
 
 
-class ModelNotFoundError(HybridError):
+class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
-    status = 404
 
 
 @get("/v1/models", sync_to_thread=True, guards=CHAT)
@@ -61,7 +61,7 @@ def list_models(server: NamedDependency[ServerState]) -> ModelList:
 @post("/v1/chat/completions", status_code=200, guards=CHAT)
 async def chat_completions(
     data: JSONBody[ChatCompletionRequest], server: NamedDependency[ServerState]
-) -> Response[ChatCompletion] | Stream:
+) -> Response[ChatCompletion]:  # or a Stream of chunks (see server/openapi.py)
     assistant = server.ready()
     adapter = _adapter_for(server, data.model)
     settings = msgspec.structs.replace(
@@ -157,8 +157,8 @@ async def _events(
         if include_usage:
             yield chunk([], usage=_usage(answer))
     except HybridError as exc:  # after the stream started: an error event, then [DONE]
-        body = error_response(exc.status, exc.message, code=exc.code).content
-        yield b"data: " + msgspec.json.encode(body) + b"\n\n"
+        _, detail = detail_of(exc)
+        yield b"data: " + msgspec.json.encode(ErrorBody(error=detail)) + b"\n\n"
     finally:
         stream.cancel()  # a no-op once finished; frees the row if the client left
     yield b"data: [DONE]\n\n"

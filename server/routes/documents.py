@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from litestar import delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from indexes import SyncSummary, sync_index
 from indexes.store import DocumentRow
 from server import documents
 from server.auth import ADMIN, CHAT
+from server.routes.params import IdPath
 from server.schemas import (
     DocumentBody,
     DocumentChange,
@@ -32,13 +33,13 @@ def list_documents(server: NamedDependency[ServerState]) -> DocumentList:
 # Not in a worker thread: a quick sqlite read (and with sync_to_thread=True, Litestar
 # 2.25 returned this path-parameter GET's coroutine unawaited).
 @get("/v1/documents/{document_id:path}", sync_to_thread=False, guards=CHAT)
-def get_document(document_id: FromPath[str], server: NamedDependency[ServerState]) -> DocumentInfo:
+def get_document(document_id: IdPath, server: NamedDependency[ServerState]) -> DocumentInfo:
     return _info(documents.get_document(server.bot, document_id.lstrip("/")))
 
 
 @put("/v1/documents/{document_id:path}", sync_to_thread=True, guards=ADMIN)
 def put_document(
-    document_id: FromPath[str], data: JSONBody[DocumentBody], server: NamedDependency[ServerState]
+    document_id: IdPath, data: JSONBody[DocumentBody], server: NamedDependency[ServerState]
 ) -> DocumentChange:
     change = documents.put_document(
         server.bot, server.embedder(), document_id.lstrip("/"), data.title, data.text
@@ -49,9 +50,7 @@ def put_document(
 
 
 @delete("/v1/documents/{document_id:path}", status_code=200, sync_to_thread=True, guards=ADMIN)
-def delete_document(
-    document_id: FromPath[str], server: NamedDependency[ServerState]
-) -> DocumentChange:
+def delete_document(document_id: IdPath, server: NamedDependency[ServerState]) -> DocumentChange:
     change = documents.delete_document(server.bot, server.embedder(), document_id.lstrip("/"))
     server.index_changed()
     return DocumentChange(document=None, deleted=True, sync=_sync_info(change.sync))

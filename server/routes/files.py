@@ -12,11 +12,13 @@ from litestar import delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, QueryParameter
+from litestar.params import Body, QueryParameter
 
 from server.auth import ADMIN
 from server.files import StoredFile
 from server.pages import cursor_page
+from server.request_guard import MULTIPART
+from server.routes.params import Cursor, IdPath
 from server.schemas import FileDeleted, FileList, FileObject
 from server.state import ServerState
 
@@ -27,7 +29,7 @@ class Upload:
     purpose: str
 
 
-@post("/v1/files", status_code=200, guards=ADMIN)
+@post("/v1/files", status_code=200, guards=ADMIN, opt={"body_media_type": MULTIPART})
 async def upload_file(
     data: Annotated[Upload, Body(media_type=RequestEncodingType.MULTI_PART)],
     server: NamedDependency[ServerState],
@@ -44,7 +46,7 @@ async def upload_file(
 @get("/v1/files", sync_to_thread=False, guards=ADMIN)
 def list_files(
     server: NamedDependency[ServerState],
-    after: FromQuery[str | None] = None,
+    after: Cursor = None,
     limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 10_000,
 ) -> FileList:
     """Oldest first; `after` a file id, at most `limit` of them."""
@@ -59,12 +61,12 @@ def list_files(
 
 
 @get("/v1/files/{file_id:str}", sync_to_thread=False, guards=ADMIN)
-def retrieve_file(file_id: FromPath[str], server: NamedDependency[ServerState]) -> FileObject:
+def retrieve_file(file_id: IdPath, server: NamedDependency[ServerState]) -> FileObject:
     return _object(server.files().get(file_id))
 
 
 @delete("/v1/files/{file_id:str}", status_code=200, sync_to_thread=False, guards=ADMIN)
-def delete_file(file_id: FromPath[str], server: NamedDependency[ServerState]) -> FileDeleted:
+def delete_file(file_id: IdPath, server: NamedDependency[ServerState]) -> FileDeleted:
     return FileDeleted(id=server.files().delete(file_id).id)
 
 

@@ -11,13 +11,14 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, InvalidInputError
 from server.auth import ADMIN
 from server.files import FileNotFoundInStoreError
 from server.jobs import Job, JobSpec
 from server.pages import cursor_page
+from server.routes.params import Cursor, IdPath
 from server.schemas import (
     CheckpointMetrics,
     CreateJobRequest,
@@ -56,7 +57,7 @@ def create_job(
 @get("/v1/fine_tuning/jobs", sync_to_thread=False, guards=ADMIN)
 def list_jobs(
     server: NamedDependency[ServerState],
-    after: FromQuery[str | None] = None,
+    after: Cursor = None,
     limit: PageSize = 20,
 ) -> FineTuningJobList:
     """Newest first."""
@@ -65,21 +66,21 @@ def list_jobs(
 
 
 @get("/v1/fine_tuning/jobs/{job_id:str}", sync_to_thread=False, guards=ADMIN)
-def retrieve_job(job_id: FromPath[str], server: NamedDependency[ServerState]) -> FineTuningJob:
+def retrieve_job(job_id: IdPath, server: NamedDependency[ServerState]) -> FineTuningJob:
     return _object(server.jobs().get(job_id))
 
 
 @post("/v1/fine_tuning/jobs/{job_id:str}/cancel", status_code=200, sync_to_thread=False,
       guards=ADMIN)  # fmt: skip
-def cancel_job(job_id: FromPath[str], server: NamedDependency[ServerState]) -> FineTuningJob:
+def cancel_job(job_id: IdPath, server: NamedDependency[ServerState]) -> FineTuningJob:
     return _object(server.jobs().cancel(job_id))
 
 
 @get("/v1/fine_tuning/jobs/{job_id:str}/events", sync_to_thread=False, guards=ADMIN)
 def list_events(
-    job_id: FromPath[str],
+    job_id: IdPath,
     server: NamedDependency[ServerState],
-    after: FromQuery[str | None] = None,
+    after: Cursor = None,
     limit: PageSize = 20,
 ) -> JobEventList:
     """Newest first."""
@@ -100,9 +101,9 @@ def list_events(
 
 @get("/v1/fine_tuning/jobs/{job_id:str}/checkpoints", sync_to_thread=False, guards=ADMIN)
 def list_checkpoints(
-    job_id: FromPath[str],
+    job_id: IdPath,
     server: NamedDependency[ServerState],
-    after: FromQuery[str | None] = None,
+    after: Cursor = None,
     limit: PageSize = 10,
 ) -> JobCheckpointList:
     """Newest first: one per epoch."""
@@ -129,30 +130,30 @@ def list_checkpoints(
 def _spec(data: CreateJobRequest, server: ServerState) -> JobSpec:
     """Refuse what hybrid cannot do before a job exists."""
     if data.model != server.base_model_id:
-        raise HybridError(
+        raise InvalidInputError(
             f"model {data.model!r} cannot be fine-tuned here",
             hint=f"fine-tune the bot's base model, {server.base_model_id!r}",
             param="model",
         )
     if data.method is not None and data.method.type != "supervised":
-        raise HybridError(
+        raise InvalidInputError(
             f"method {data.method.type!r} is not supported; hybrid trains supervised LoRA",
             param="method",
         )
     if data.integrations:
-        raise HybridError("integrations are not supported", param="integrations")
+        raise InvalidInputError("integrations are not supported", param="integrations")
     for param, file_id in (("training_file", data.training_file),
                            ("validation_file", data.validation_file)):  # fmt: skip
         if file_id is not None:
             try:
                 server.files().get(file_id)
             except FileNotFoundInStoreError:
-                raise HybridError(f"no file {file_id!r}", param=param) from None
+                raise InvalidInputError(f"no file {file_id!r}", param=param) from None
     adapter = data.suffix or DEFAULT_ADAPTER
     try:
         check_adapter_name(adapter)
     except HybridError as exc:
-        raise HybridError(exc.message, hint=exc.hint, param="suffix") from None
+        raise InvalidInputError(exc.message, hint=exc.hint, param="suffix") from None
     hyperparameters = _hyperparameters(data)
     return JobSpec(
         model=data.model,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from litestar import Response, get
+from litestar import get
 from litestar.di import NamedDependency
 
 from server.auth import ADMIN
 from server.state import ServerState
 
+# Prometheus' text format; Litestar adds the charset.
+PROMETHEUS = "text/plain; version=0.0.4"
 
-@get("/metrics", sync_to_thread=True, guards=ADMIN)
-def metrics(server: NamedDependency[ServerState]) -> Response[str]:
+
+@get("/metrics", sync_to_thread=True, guards=ADMIN, media_type=PROMETHEUS)
+def metrics(server: NamedDependency[ServerState]) -> str:
     engine, retriever = server.engine, server.retriever
     version = retriever.version() if retriever is not None else None
     active = [str(r.ref) for r in server.registry().list() if r.status == "active"]
@@ -24,7 +27,7 @@ def metrics(server: NamedDependency[ServerState]) -> Response[str]:
         },
         labelled={"hybrid_active_adapter": ("adapter", active)},
     )
-    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    return text
 
 
 ROUTES = [metrics]
