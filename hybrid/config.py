@@ -210,9 +210,27 @@ def load_config(file: Path) -> Config:
         line = _decode_error_line(exc)
         raise ConfigError(file, f"not valid TOML: {exc}", line=line) from exc
     try:
-        return msgspec.convert(table, Config)
+        config = msgspec.convert(table, Config)
     except msgspec.ValidationError as exc:
         raise _explain(file, text, table, exc) from exc
+    _check_folders_inside(file, text, config)
+    return config
+
+
+def _check_folders_inside(file: Path, text: str, config: Config) -> None:
+    """The folders the server writes to stay inside the bot folder: a documents API must
+    not become a way to write files anywhere."""
+    root = file.parent.resolve()
+    for name in ("docs_dir", "data_dir"):
+        value = getattr(config.bot, name)
+        if not (root / value).resolve().is_relative_to(root):
+            raise ConfigError(
+                file,
+                f"`bot.{name} = {_toml_value(value)}` leaves the bot folder",
+                key=f"bot.{name}",
+                line=_find_line(text, ["bot", name]),
+                hint="name a folder inside the bot folder",
+            )
 
 
 def _explain(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,9 @@ from typing import Any
 from hybrid.types import Document
 from indexes.html_text import html_to_text
 
+# Folder names of letters, digits, ., - and _ separated by /: never `..`, never absolute.
+_DOCUMENT_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)*", re.ASCII)
+_MAX_ID_CHARS = 200
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".jsonl")
 _SNIFF_BYTES = 8192
 
@@ -117,7 +121,7 @@ def _read(
     if suffix in (".html", ".htm"):
         title, body = html_to_text(text)
         return [(_document(stem_id, title, body, source), None)]
-    return [(_document(stem_id, _markdown_title(text), text, source), None)]
+    return [(_document(stem_id, markdown_title(text), text, source), None)]
 
 
 def _text(file: Path) -> str:
@@ -143,7 +147,8 @@ def _document(
     return Document(id=document_id, title=title, text=text, source=source, metadata=metadata or {})
 
 
-def _markdown_title(text: str) -> str:
+def markdown_title(text: str) -> str:
+    """The `# ` heading that opens a Markdown text, or "" if it has none."""
     for line in text.splitlines():
         if line.startswith("# "):
             return line[2:].strip()
@@ -211,4 +216,11 @@ def _jsonl_document(line: str, source: str) -> Document:
         raise _Skip(
             f"unknown field(s) {', '.join(sorted(unknown))}; expected id, title, text, metadata"
         )
-    return _document(record["id"].strip(), record["title"], record["text"], source, metadata)
+    document_id = record["id"].strip()
+    if len(document_id) > _MAX_ID_CHARS or not _DOCUMENT_ID.fullmatch(document_id):
+        raise _Skip(
+            f"field `id` {document_id[:_MAX_ID_CHARS]!r} is not a usable document id: use at "
+            f"most {_MAX_ID_CHARS} letters, digits, '.', '-' and '_', with '/' between "
+            "folder names"
+        )
+    return _document(document_id, record["title"], record["text"], source, metadata)

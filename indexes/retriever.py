@@ -118,7 +118,9 @@ class HybridRetriever:
             lexical = _lexical(store, version, query, depth, filters)
             rankings.append((self.settings.lexical_weight, lexical))
         ranked = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
-        return _hits(store, ranked[:k])
+        # Equal scores are ordered by chunk id, which (unlike row numbers) does not depend
+        # on the order documents were indexed in: the same files give the same ranking.
+        return sorted(_hits(store, ranked), key=lambda hit: (-hit.score, hit.chunk_id))[:k]
 
     def version(self) -> int | None:
         """The published index version searches read now (None before the first sync)."""
@@ -129,9 +131,7 @@ class HybridRetriever:
         for weight, ranking in rankings:
             for rank, item in enumerate(ranking, start=1):
                 scores[item.num] = scores.get(item.num, 0.0) + weight / (self.settings.rrf_k + rank)
-        # Ties (same fused score) keep a stable order: the chunk stored first wins.
-        order = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-        return [Ranked(num, score) for num, score in order]
+        return [Ranked(num, score) for num, score in scores.items()]
 
     def _dense(
         self, version: int, vector: np.ndarray, depth: int, allowed: set[int] | None

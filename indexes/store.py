@@ -2,10 +2,13 @@
 
 Rows are immutable once written and shared between versions:
 - `documents` holds one row per document *revision* (an edit adds a row), `chunks` the
-  chunks of each revision, and `chunks_fts` an FTS5 index over them kept by triggers.
+  chunks of each revision, and `chunks_fts` an FTS5 index over the chunks of the
+  *published* version only (the `published_chunks` view), so BM25's statistics are those
+  of the current documents, whatever their edit history.
 - `index_versions` lists the versions; `version_documents` says which revisions make up
   each one; `index_state.published` points at the version searches use. Publishing or
-  rolling back is one update of that pointer.
+  rolling back is one update of that pointer, plus the FTS rows of the documents that
+  differ, in the same transaction.
 - `embeddings` caches vectors by (embedder, hash of the embedded text).
 A version being built is invisible to searches, and an unfinished one is deleted by the
 next sync. The schema grows by numbered migrations.
@@ -17,7 +20,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,33 @@ def _migration_1(connection: sqlite3.Connection) -> None:
     db["chunks"].enable_fts(["text", "headings"], create_triggers=True, tokenize="porter")
 
 
+def _migration_2(connection: sqlite3.Connection) -> None:
+    """The FTS index holds the published version's chunks, not every revision's: with old
+    revisions in it, BM25's document counts and lengths (and so the lexical ranking)
+    depended on how often documents had been edited."""
+    connection.executescript(
+        """
+        DROP TRIGGER IF EXISTS chunks_ai;
+        DROP TRIGGER IF EXISTS chunks_ad;
+        DROP TRIGGER IF EXISTS chunks_au;
+        DROP TABLE chunks_fts;
+        CREATE VIEW published_chunks AS
+            SELECT c.num, c.text, c.headings FROM chunks c
+            JOIN version_documents vd ON vd.document_num = c.document_num
+            JOIN index_state s ON vd.version = s.published;
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, headings, tokenize='porter', content='published_chunks', content_rowid='num');
+        INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');
+        """
+    )
+
+
+def _migration_3(connection: sqlite3.Connection) -> None:
+    """Each revision keeps its text, so the documents API can give it back. Revisions
+    indexed before have none until `hybrid index sync --rebuild` re-adds them."""
+    connection.execute("ALTER TABLE documents ADD COLUMN text TEXT")
+
+
 @dataclass(frozen=True)
 class DocumentRow:
     num: int
@@ -108,7 +138,8 @@ class IndexStore:
     """The sqlite side of the index. Not thread-safe: open one per thread."""
 
     def __init__(self, path: Path) -> None:
-        self.db = sqlite_utils.Database(database.open_database(path, "index", [_migration_1]))
+        migrations = [_migration_1, _migration_2, _migration_3]
+        self.db = sqlite_utils.Database(database.open_database(path, "index", migrations))
         self.path = path
 
     def close(self) -> None:
@@ -200,6 +231,7 @@ class IndexStore:
                             "source": document.source,
                             "content_hash": content_hash,
                             "title": document.title,
+                            "text": document.text,
                             "metadata": json.dumps(document.metadata, sort_keys=True),
                             "created_at": created_at,
                             "updated_at": now,
@@ -243,8 +275,23 @@ class IndexStore:
             )
 
     def publish(self, version: int) -> None:
-        """The atomic switch: from this commit on, searches use `version`."""
+        """The atomic switch: from this commit on, searches use `version`, and the FTS
+        index holds exactly its chunks."""
         with self.db.atomic():
+            current = self.published_version() or 0
+            # An external-content FTS5 row is deleted by giving back the values it indexed;
+            # chunks are immutable, so the chunks table still has them.
+            self.db.execute(
+                "INSERT INTO chunks_fts(chunks_fts, rowid, text, headings) "
+                "SELECT 'delete', num, text, headings FROM chunks WHERE document_num IN "
+                f"({_DOCUMENTS_ONLY_IN})",
+                [current, version],
+            )
+            self.db.execute(
+                "INSERT INTO chunks_fts(rowid, text, headings) SELECT num, text, headings "
+                f"FROM chunks WHERE document_num IN ({_DOCUMENTS_ONLY_IN})",
+                [version, current],
+            )
             self.db.execute(
                 "UPDATE index_versions SET status = 'published', published_at = ? "
                 "WHERE version = ?",
@@ -253,8 +300,8 @@ class IndexStore:
             self.db.execute("UPDATE index_state SET published = ?", [version])
 
     def delete_versions(self, numbers: Iterable[int]) -> None:
-        """Forget versions, then every revision (and its chunks and FTS rows) that no
-        remaining version uses. Embeddings stay cached."""
+        """Forget versions, then every revision (and its chunks) that no remaining version
+        uses. Embeddings stay cached."""
         numbers = list(numbers)
         if not numbers:
             return
@@ -272,11 +319,16 @@ class IndexStore:
 
     def documents(self, version: int) -> dict[str, DocumentRow]:
         rows = self.db.query(
-            "SELECT d.* FROM documents d JOIN version_documents vd ON vd.document_num = d.num "
-            "WHERE vd.version = ? ORDER BY d.id",
+            f"SELECT {_DOCUMENT_COLUMNS} FROM documents d JOIN version_documents vd "
+            "ON vd.document_num = d.num WHERE vd.version = ? ORDER BY d.id",
             [version],
         )
         return {row["id"]: _document_row(row) for row in rows}
+
+    def document_text(self, num: int) -> str | None:
+        """A revision's text (None if it was indexed before revisions kept their text)."""
+        row = self.db.execute("SELECT text FROM documents WHERE num = ?", [num]).fetchone()
+        return row[0] if row else None
 
     def chunk_hashes(
         self, version: int, document_nums: Iterable[int] | None = None
@@ -326,7 +378,7 @@ class IndexStore:
             "JOIN chunks c ON c.num = chunks_fts.rowid "
             "JOIN version_documents vd ON vd.document_num = c.document_num AND vd.version = ? "
             f"JOIN documents d ON d.num = c.document_num WHERE chunks_fts MATCH ? {where} "
-            "ORDER BY bm25(chunks_fts) LIMIT ?"
+            "ORDER BY bm25(chunks_fts), c.id LIMIT ?"
         )
         rows = self.db.execute(sql, [version, match, *params, limit])
         return [(num, float(score)) for num, score in rows]
@@ -343,21 +395,37 @@ class IndexStore:
         return {row[0] for row in rows}
 
     def fts_problems(self) -> list[str]:
-        """What FTS5's own integrity check and a row count say is wrong, if anything."""
+        """What FTS5's own integrity check and the row sets say is wrong, if anything."""
         problems = []
         try:
             self.db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")
         except sqlite3.DatabaseError as exc:
-            problems.append(f"the FTS index does not match the chunks table ({exc})")
-        indexed = self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
-        stored = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        if indexed != stored:
-            problems.append(f"the FTS index holds {indexed} chunks, the store {stored}")
+            problems.append(f"the FTS index does not match the published chunks ({exc})")
+        extra, missing = self.db.execute(
+            "SELECT (SELECT count(*) FROM (SELECT id FROM chunks_fts_docsize "
+            "EXCEPT SELECT num FROM published_chunks)), (SELECT count(*) FROM (SELECT num "
+            "FROM published_chunks EXCEPT SELECT id FROM chunks_fts_docsize))"
+        ).fetchone()
+        if extra or missing:
+            problems.append(
+                f"the FTS index holds {extra} chunks outside the published version and "
+                f"lacks {missing} of its chunks"
+            )
         return problems
 
     def rebuild_fts(self) -> None:
         with self.db.atomic():
             self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')")
+
+
+# A revision without its text, which can be large and is read one document at a time.
+_DOCUMENT_COLUMNS = ", ".join(f"d.{field.name}" for field in fields(DocumentRow))
+
+# The revisions in one version (the first parameter) and not in another (the second).
+_DOCUMENTS_ONLY_IN = (
+    "SELECT document_num FROM version_documents WHERE version = ? "
+    "EXCEPT SELECT document_num FROM version_documents WHERE version = ?"
+)
 
 
 def _metadata_filter(filters: dict[str, Any] | None) -> tuple[str, list[Any]]:

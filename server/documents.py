@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,14 @@ from hybrid.bot import Bot
 from hybrid.errors import ConflictError, InvalidInputError, NotFoundError
 from hybrid.protocols import Embedder
 from indexes import SyncSummary, sync_index
+from indexes.loaders import markdown_title
 from indexes.store import DocumentRow, IndexStore
 
+# Control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
+# One document write (file, then sync) at a time, so a failed write restores the file
+# as it was before *this* write.
+_WRITES = threading.Lock()
 # Lower-case words, digits, - and _, in folders separated by /: also a safe file path.
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*")
 EDITABLE_SUFFIXES = (".md", ".txt")
@@ -51,18 +58,32 @@ def get_document(bot: Bot, document_id: str) -> DocumentRow:
     return found
 
 
+def get_document_text(bot: Bot, document: DocumentRow) -> str | None:
+    with IndexStore(bot.database) as store:
+        return store.document_text(document.num)
+
+
 def put_document(bot: Bot, embedder: Embedder, document_id: str, title: str, text: str) -> Change:
-    """Create or replace a document, then sync just its file."""
+    """Create or replace a document, then sync just its file. The text is checked before
+    the docs folder is touched; if the sync still refuses the file, the previous file
+    comes back, so the folder and the index never disagree."""
     _check_id(document_id)
-    if not text.strip():
-        raise InvalidInputError("the document's text is empty", param="text")
     file = _editable_file(bot, document_id) or bot.docs_dir / f"{document_id}.md"
-    body = f"# {title.strip()}\n\n{text.strip()}\n" if file.suffix == ".md" else text
-    file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = file.with_name(f".{file.name}.tmp")  # dot files are never loaded
-    temporary.write_text(body, encoding="utf-8")
-    os.replace(temporary, file)
-    summary = sync_index(bot, embedder, paths=[file])
+    body = _markdown(title, text) if file.suffix == ".md" else text
+    _check_text(body, max_bytes=int(bot.config.index.max_file_mb * 2**20))
+    with _WRITES:
+        previous = file.read_bytes() if file.exists() else None
+        _write_atomically(file, body.encode("utf-8"))
+        try:
+            summary = sync_index(bot, embedder, paths=[file])
+        except BaseException:
+            _restore(file, previous)
+            raise
+        refused = [p for p in summary.problems if bot.docs_dir / p.source == file]
+        if refused:
+            _restore(file, previous)
+            reason = refused[0].reason
+            raise InvalidInputError(f"the document was not stored: {reason}", param="text")
     return Change(get_document(bot, document_id), summary)
 
 
@@ -72,8 +93,58 @@ def delete_document(bot: Bot, embedder: Embedder, document_id: str) -> Change:
     file = _editable_file(bot, document_id)
     if file is None:
         raise DocumentNotFoundError(f"no document {document_id!r} in the index", param="id")
-    file.unlink()
-    return Change(None, sync_index(bot, embedder, paths=[file]))
+    with _WRITES:
+        file.unlink()
+        return Change(None, sync_index(bot, embedder, paths=[file]))
+
+
+def _markdown(title: str, text: str) -> str:
+    """The Markdown file for a title and text; a text that already opens with that title
+    (a document read back and written again) keeps its one heading."""
+    title, text = title.strip(), text.strip()
+    if markdown_title(text) == title:
+        return f"{text}\n"
+    return f"# {title}\n\n{text}\n"
+
+
+def _check_text(text: str, *, max_bytes: int) -> None:
+    if not text.strip():
+        raise InvalidInputError("the document's text is empty", param="text")
+    control = _CONTROL.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        raise InvalidInputError(
+            f"the document's text has control character {control.group()!r} on line {line}; "
+            "documents are plain text",
+            param="text",
+        )
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"the document's text is not valid Unicode (a lone surrogate at character {exc.start})",
+            param="text",
+        ) from None
+    if size > max_bytes:
+        raise InvalidInputError(
+            f"the document is too large ({size / 2**20:.1f} MB; the limit is "
+            f"index.max_file_mb = {max_bytes / 2**20:g})",
+            param="text",
+        )
+
+
+def _write_atomically(file: Path, data: bytes) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.tmp")  # dot files are never loaded
+    temporary.write_bytes(data)
+    os.replace(temporary, file)
+
+
+def _restore(file: Path, previous: bytes | None) -> None:
+    if previous is None:
+        file.unlink(missing_ok=True)
+    else:
+        _write_atomically(file, previous)
 
 
 def _editable_file(bot: Bot, document_id: str) -> Path | None:

@@ -195,6 +195,12 @@ class DocumentInfo(msgspec.Struct, kw_only=True):
     updated_at: int
 
 
+class DocumentDetail(DocumentInfo, kw_only=True):
+    # The indexed text (for a Markdown file, with its `# title` heading). None for a
+    # document indexed before revisions kept their text: `hybrid index sync --rebuild`.
+    text: str | None
+
+
 class DocumentList(msgspec.Struct, kw_only=True):
     object: str = "list"
     data: list[DocumentInfo]

@@ -5,6 +5,7 @@ it."""
 
 from __future__ import annotations
 
+import msgspec
 from litestar import delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -17,6 +18,7 @@ from server.routes.params import IdPath
 from server.schemas import (
     DocumentBody,
     DocumentChange,
+    DocumentDetail,
     DocumentInfo,
     DocumentList,
     IndexInfo,
@@ -33,8 +35,10 @@ def list_documents(server: NamedDependency[ServerState]) -> DocumentList:
 # Not in a worker thread: a quick sqlite read (and with sync_to_thread=True, Litestar
 # 2.25 returned this path-parameter GET's coroutine unawaited).
 @get("/v1/documents/{document_id:path}", sync_to_thread=False, guards=CHAT)
-def get_document(document_id: IdPath, server: NamedDependency[ServerState]) -> DocumentInfo:
-    return _info(documents.get_document(server.bot, document_id.lstrip("/")))
+def get_document(document_id: IdPath, server: NamedDependency[ServerState]) -> DocumentDetail:
+    row = documents.get_document(server.bot, document_id.lstrip("/"))
+    text = documents.get_document_text(server.bot, row)
+    return DocumentDetail(**msgspec.structs.asdict(_info(row)), text=text)
 
 
 @put("/v1/documents/{document_id:path}", sync_to_thread=True, guards=ADMIN)

@@ -43,6 +43,8 @@ def test_values_are_read_into_typed_settings(tmp_path: Path) -> None:
         ("[generation]\nmax_new_tokens = 0\n", "generation.max_new_tokens", "0", 2),
         ('[models]\n\ndevice = "gpu"\n', "models.device", '"gpu"', 3),
         ('[bot]\nname = ""\n', "bot.name", '""', 2),
+        ('[bot]\ndocs_dir = "../../etc"\n', "bot.docs_dir", '"../../etc"', 2),
+        ('[bot]\n\ndata_dir = "/tmp"\n', "bot.data_dir", '"/tmp"', 3),
     ],
 )
 def test_a_bad_value_names_the_key_the_value_the_file_and_the_line(

@@ -101,16 +101,18 @@ def test_bad_jsonl_lines_are_named_by_line_and_the_good_lines_load(tmp_path: Pat
         "",
         json.dumps({"id": "a", "title": "A again", "text": "Duplicate."}),
         json.dumps({"id": "d", "title": "D", "text": "Delta."}),
+        json.dumps({"id": "../../etc", "title": "E", "text": "Escape."}),
     ]
     (tmp_path / "kb.jsonl").write_text("\n".join(lines) + "\n")
     loaded = load_documents(tmp_path)
     assert [doc.id for doc in loaded.documents] == ["a", "d"]
-    problems = [(p.line, p.reason) for p in loaded.problems]
-    assert [line for line, _ in problems] == [2, 3, 4, 5, 7]
-    assert "not valid JSON" in problems[0][1]
-    assert "`text`" in problems[1][1]
-    assert "`metadata`" in problems[3][1]
-    assert "id 'a' is already used by kb.jsonl:1" in problems[4][1]
+    problems = {p.line: p.reason for p in loaded.problems}
+    assert sorted(problems) == [2, 3, 4, 5, 7, 9]
+    assert "not valid JSON" in problems[2]
+    assert "`text`" in problems[3]
+    assert "`metadata`" in problems[5]
+    assert "id 'a' is already used by kb.jsonl:1" in problems[7]
+    assert "`id` '../../etc' is not a usable document id" in problems[9]
     assert str(loaded.problems[0]).startswith("kb.jsonl:2: ")
 
 

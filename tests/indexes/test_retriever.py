@@ -10,7 +10,8 @@ from support import make_bot
 
 from hybrid import Bot, Retriever
 from hybrid.config import RetrievalSettings
-from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot, sync_index
+from indexes import HybridRetriever, IndexNotReadyError, check_index, embedder_for_bot, sync_index
+from indexes.store import IndexStore
 
 
 @pytest.fixture
@@ -78,3 +79,37 @@ def test_searching_before_any_sync_says_what_to_do(tmp_path: Path) -> None:
     bot = make_bot(tmp_path / "empty")
     with pytest.raises(IndexNotReadyError, match="hybrid index sync"):
         retriever(bot).search("refund", 3)
+
+
+def test_the_same_files_rank_the_same_whatever_their_edit_history(tmp_path: Path) -> None:
+    edited = make_bot(tmp_path / "edited")
+    returns = edited.docs_dir / "returns.md"
+    original = returns.read_bytes()
+    sync_index(edited, embedder_for_bot(edited))
+    for change in (b"# Returns\n\nReturn within 7 days, privacy of items aside.\n", None):
+        returns.write_bytes(change) if change else returns.unlink()
+        sync_index(edited, embedder_for_bot(edited))
+    returns.write_bytes(original)
+    sync_index(edited, embedder_for_bot(edited))
+    fresh = make_bot(tmp_path / "fresh")
+    sync_index(fresh, embedder_for_bot(fresh))
+    question = "How long do I have to return an item?"
+    for mode in ("lexical", "dense", "hybrid"):
+        ranked = [
+            [(h.chunk_id, round(h.score, 9)) for h in retriever(bot).search(question, 8, mode=mode)]
+            for bot in (edited, fresh)
+        ]
+        assert ranked[0] == ranked[1], mode
+    assert check_index(edited).problems == []
+
+
+def test_check_finds_an_fts_index_that_holds_other_than_the_published_chunks(bot: Bot) -> None:
+    with IndexStore(bot.database) as store:
+        store.db.execute(
+            "INSERT INTO chunks_fts(rowid, text, headings) VALUES (999999, 'stale words', '')"
+        )
+        store.db.conn.commit()
+    problems = check_index(bot).problems
+    assert any("outside the published version" in problem for problem in problems)
+    sync_index(bot, embedder_for_bot(bot), rebuild=True)
+    assert check_index(bot).problems == []

@@ -97,3 +97,49 @@ def test_a_full_sync_picks_up_files_changed_on_disk(bot, url: str) -> None:
     assert synced["added"] == ["pets"] and synced["published"]
     again = httpx.post(f"{url}/v1/index/sync", timeout=120).json()
     assert again["published"] is False and again["unchanged"] >= 1
+
+
+def test_a_refused_write_leaves_the_file_and_the_index_as_they_were(bot, url: str) -> None:
+    file = bot.docs_dir / "shipping.md"
+    before_file = file.read_bytes()
+    before = httpx.get(f"{url}/v1/documents/shipping").json()
+    version = httpx.get(f"{url}/v1/index").json()["version"]
+    bad_texts = {
+        "a NUL byte": {"title": "Shipping", "text": "Ships in 2 days.\x00\x01"},
+        "a control character": {"title": "Shipping", "text": "line one\nline \x1b two"},
+    }
+    for why, body in bad_texts.items():
+        refused = httpx.put(f"{url}/v1/documents/shipping", json=body, timeout=60)
+        assert refused.status_code == 400, why
+        assert refused.json()["error"]["param"] == "text", why
+    surrogate = httpx.put(
+        f"{url}/v1/documents/shipping",
+        content=b'{"title": "Shipping", "text": "a\\ud800"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert surrogate.status_code == 400, surrogate.text
+    new = httpx.put(f"{url}/v1/documents/brand-new", json=bad_texts["a NUL byte"])
+    assert new.status_code == 400
+    two_lines = httpx.put(f"{url}/v1/documents/shipping", json={"title": "a\nb", "text": "x"})
+    assert two_lines.status_code == 422 and two_lines.json()["error"]["param"] == "title"
+    assert file.read_bytes() == before_file
+    assert not (bot.docs_dir / "brand-new.md").exists()
+    assert httpx.get(f"{url}/v1/documents/shipping").json() == before
+    assert httpx.get(f"{url}/v1/index").json()["version"] == version
+
+
+def test_a_document_read_back_and_written_again_is_unchanged(bot, url: str) -> None:
+    document = httpx.get(f"{url}/v1/documents/warranty").json()
+    file = bot.docs_dir / "warranty.md"
+    assert document["text"].strip() == file.read_text().strip()
+    assert document["text"].startswith(f"# {document['title']}")
+    again = httpx.put(
+        f"{url}/v1/documents/warranty",
+        json={"title": document["title"], "text": document["text"]},
+        timeout=60,
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["sync"]["published"] is False, "the same text is no change"
+    assert file.read_text().count(f"# {document['title']}") == 1
+    faq = httpx.get(f"{url}/v1/documents/faq/hours").json()
+    assert faq["text"] == "Stores open at 9 am daily."
