@@ -10,6 +10,7 @@ files an assistant turn may carry `"weight": 0` to be shown to the model but not
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -95,15 +96,9 @@ def read_dataset(path: Path) -> Dataset:
     except OSError as exc:
         dataset.problems.append(_problem(path, None, "unreadable", exc.strerror or str(exc)))
         return dataset
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        message = f"not UTF-8 text (bad byte at offset {exc.start})"
-        dataset.problems.append(_problem(path, None, "unreadable", message))
-        return dataset
-    for number, line in _lines(text):
+    for number, line in _lines(data.removeprefix(codecs.BOM_UTF8)):
         try:
-            dataset.examples.append(parse_example(line, number))
+            dataset.examples.append(parse_example(_decoded(line), number))
         except _BadLine as bad:
             dataset.problems.append(_problem(path, number, bad.check, str(bad)))
     if not dataset.examples and not dataset.problems:
@@ -111,10 +106,19 @@ def read_dataset(path: Path) -> Dataset:
     return dataset
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    # Split on line feeds only: JSON strings cannot hold a raw one, so this is where
+    # JSONL lines end, and a bad byte on one line leaves the others readable.
+    for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
             yield number, line
+
+
+def _decoded(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine("encoding", f"not UTF-8 text (bad byte at column {exc.start + 1})") from None
 
 
 def _problem(path: Path, line: int | None, check: str, message: str) -> DataProblem:
@@ -129,6 +133,21 @@ def parse_example(line: str, number: int) -> Example:
         raise _BadLine("parse", f"not valid JSON ({exc.msg}, column {exc.colno})") from exc
     if not isinstance(record, dict):
         raise _BadLine("schema", "expected a JSON object")
+    example = _example(record, number)
+    for index, message in enumerate(example.messages):
+        try:
+            message.content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = message.content[exc.start]
+            raise _BadLine(
+                "encoding",
+                f"message {index} ({message.role}) holds a lone surrogate {char!r} at "
+                f"character {exc.start}: not text a tokenizer can read",
+            ) from None
+    return example
+
+
+def _example(record: dict[str, Any], number: int) -> Example:
     if "messages" in record:
         return _openai(record, number)
     if "conversations" in record:

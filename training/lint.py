@@ -115,7 +115,12 @@ def lint_data(
         report.problems += _duplicates(dataset)
         report.problems += _repeated_questions(dataset)
     if count_tokens is not None:
-        report.problems += _lengths(train, count_tokens, max_seq_length, report.token_lengths)
+        # Only well-formed conversations can be rendered with a chat template.
+        bad = report.bad_lines(train.path)
+        measurable = [example for example in train.examples if example.line not in bad]
+        report.problems += _lengths(
+            train.path, measurable, count_tokens, max_seq_length, report.token_lengths
+        )
     if evaluation is not None:
         report.problems += _overlap(train, evaluation)
     report.problems.sort(key=lambda p: (p.file != str(train_file), p.file, p.line or 0))
@@ -241,10 +246,14 @@ def _repeated_questions(dataset: Dataset) -> list[DataProblem]:
 
 
 def _lengths(
-    dataset: Dataset, count_tokens: TokenCounter, limit: int | None, lengths: list[int]
+    path: Path,
+    examples: list[Example],
+    count_tokens: TokenCounter,
+    limit: int | None,
+    lengths: list[int],
 ) -> list[DataProblem]:
     problems = []
-    for example in dataset.examples:
+    for example in examples:
         tokens = count_tokens(example)
         lengths.append(tokens)
         if limit is not None and tokens > limit:
@@ -252,7 +261,7 @@ def _lengths(
                 f"{tokens} tokens, longer than training.max_seq_length = {limit}: the end of "
                 "the answer (and its end-of-turn token) would be cut off"
             )
-            problems.append(DataProblem(str(dataset.path), example.line, "too_long", message))
+            problems.append(DataProblem(str(path), example.line, "too_long", message))
     return problems
 
 

@@ -263,6 +263,9 @@ def _datasets(
     report = lint_for_training(
         request.train_file, eval_file=request.eval_file, tokenizer=tokenizer, settings=settings
     )
+    whole_file = [problem for problem in report.errors if problem.line is None]
+    if whole_file:  # a missing or empty file: nothing that --force could leave out
+        raise InvalidInputError(str(whole_file[0]))
     if not report.ok and not request.force:
         first = "\n  ".join(str(problem) for problem in report.errors[:5])
         raise InvalidInputError(

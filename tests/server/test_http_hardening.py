@@ -128,6 +128,13 @@ def test_a_rejected_upload_names_the_clients_file_not_the_servers_path(url: str)
     assert bad.status_code == 400
     message = error_of(bad)["message"]
     assert "mine.jsonl:1" in message and "/tmp" not in message and "/.hybrid" not in message
+    lone_surrogate = b'{"prompt": "a\\ud800", "completion": "b"}\n'
+    refused = httpx.post(
+        f"{url}/v1/files",
+        files={"file": ("lone.jsonl", lone_surrogate)},
+        data={"purpose": "fine-tune"},
+    )
+    assert refused.status_code == 400 and "lone.jsonl:1" in error_of(refused)["message"]
 
 
 def test_revoking_the_last_key_keeps_the_bot_closed_until_it_is_opened(

@@ -96,7 +96,21 @@ def test_bad_lines_are_named_and_the_good_ones_load(tmp_path: Path) -> None:
 def test_an_unreadable_or_empty_file_is_one_problem(tmp_path: Path) -> None:
     (tmp_path / "binary.jsonl").write_bytes(b"\xff\xfe\x00garbage")
     (tmp_path / "empty.jsonl").write_text("\n\n")
-    for name, check in (("binary.jsonl", "unreadable"), ("empty.jsonl", "empty"),
+    for name, check in (("binary.jsonl", "encoding"), ("empty.jsonl", "empty"),
                         ("missing.jsonl", "unreadable")):  # fmt: skip
         dataset = read_dataset(tmp_path / name)
         assert dataset.examples == [] and [p.check for p in dataset.problems] == [check], name
+
+
+def test_a_bad_byte_or_a_lone_surrogate_is_named_by_its_line(tmp_path: Path) -> None:
+    good = json.dumps({"prompt": "Q?", "completion": "A."}).encode()
+    surrogate = b'{"prompt": "a\\ud800", "completion": "b"}'
+    file = tmp_path / "mixed.jsonl"
+    file.write_bytes(
+        b"\n".join([good, b'{"prompt": "caf\xe9", "completion": "x"}', surrogate, good])
+    )
+    dataset = read_dataset(file)
+    assert [e.line for e in dataset.examples] == [1, 4]
+    (byte, lone) = dataset.problems
+    assert (byte.line, byte.check) == (2, "encoding") and "column 16" in byte.message
+    assert (lone.line, lone.check) == (3, "encoding") and "surrogate" in lone.message

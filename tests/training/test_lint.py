@@ -160,6 +160,11 @@ def test_personal_data_is_found_masked_and_redacted(tmp_path: Path) -> None:
         ("card", "4111 1111 1111 1111"),
     ]
     assert find_pii("card 4111 1111 1111 1112 fails the Luhn check") == []
+    assert [f.kind for f in find_pii("my card is 4111111111111111, call me on 4155552671")] == [
+        "card",
+        "phone",
+    ]
+
     assert redact(text, ["1-800-555-0142"]).startswith(
         "Mail [EMAIL] or call [PHONE]; card [CARD_NUMBER]."
     )
@@ -173,6 +178,19 @@ def test_personal_data_is_found_masked_and_redacted(tmp_path: Path) -> None:
     assert clean.messages[1].content == "My email is [EMAIL]"
 
 
+def test_order_and_tracking_numbers_are_not_personal_data() -> None:
+    references = [
+        "Your order 4155552671 shipped on Monday.",
+        "Order #4111111111111111 is on its way.",
+        "The tracking number is 1234 5678 9012.",
+        "Invoice no. 2024-0042-3371 is attached.",
+        "Item 30569309025904 is back in stock.",  # passes Luhn, a bare digit run
+        "We refunded 123456789012 points.",
+    ]
+    for text in references:
+        assert find_pii(text) == [], text
+
+
 @pytest.fixture
 def cli_bot(tmp_path: Path, tiny_model_dir: Path):
     return make_bot(tmp_path / "bot", base=str(tiny_model_dir))
@@ -184,6 +202,24 @@ def run_lint(bot, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
     )
+
+
+def test_conversations_no_template_can_render_are_errors_not_crashes(cli_bot, tmp_path) -> None:
+    file = write(
+        tmp_path / "odd.jsonl",
+        chat("Fine question", "Fine answer."),
+        {"messages": [{"role": "assistant", "content": "I speak first and alone"}]},
+        {
+            "messages": [
+                {"role": "user", "content": "a\ud800"},
+                {"role": "assistant", "content": "b"},
+            ]
+        },
+    )
+    result = run_lint(cli_bot, str(file), "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    problems = {(p["line"], p["check"]) for p in json.loads(result.stdout)["problems"]}
+    assert problems == {(2, "role_order"), (3, "encoding")}
 
 
 def test_the_cli_passes_the_sample_data_and_fails_a_broken_file(cli_bot, tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ def test_lint_errors_stop_the_run_unless_forced(tmp_path: Path, tiny_model_dir: 
         assert registry.list() == []
     forced = train_adapter(bot, TrainRequest(data, force=True, max_steps=1))
     assert forced.adapter.version == 1
+    with pytest.raises(HybridError, match="No such file") as missing:
+        train_adapter(bot, TrainRequest(bot.data_dir / "missing.jsonl", force=True))
+    assert "--force" not in str(missing.value), "forcing cannot train on a missing file"
 
 
 def test_kill_9_then_resume_ends_exactly_like_an_uninterrupted_run(
