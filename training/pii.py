@@ -17,9 +17,7 @@ _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{7,}\d(?!\w)")
 # How people write phone numbers: an international +, or area code, exchange and line
 # apart (North American style), or three or more groups of digits.
-_PHONE_FORMAT = re.compile(
-    r"\+\d.*|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}|\d+(?:[ .-]\d+){2,}", re.ASCII
-)
+_PHONE_FORMAT = re.compile(r"\+\d.*|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}|\d+(?:[ .-]\d+){2,}", re.ASCII)
 _CARD_FORMAT = re.compile(r"\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5}")
 _CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|6(?:011|5)|35|30|36|38")  # networks' IINs
 # Words that say what the number after them is, in the few words before it.
