@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 
-from hybrid.errors import ConfigError
+from hybrid.errors import ConfigError, InvalidInputError
 from hybrid.hardware import DeviceChoice, DtypeChoice
 
 CONFIG_FILE = "hybrid.toml"
@@ -43,6 +43,9 @@ class ModelSettings(_Section):
     embedder: Annotated[str, msgspec.Meta(min_length=1)] = "embedded:all-minilm-l6-v2"
     device: DeviceChoice = "auto"
     dtype: DtypeChoice = "auto"
+    # CPU threads for model work; 0 uses OMP_NUM_THREADS when set, else one per core.
+    # On a machine shared with other jobs, fewer threads than cores is often faster.
+    threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
 
 
 class GenerationSettings(_Section):
@@ -194,6 +197,23 @@ class Config(_Section):
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     server: ServerSettings = ServerSettings()
+
+
+def with_training(config: Config, **values: Any) -> Config:
+    """`config` with some [training] settings replaced for one run (a command-line flag, a
+    fine-tuning job), checked against the same bounds as hybrid.toml. A value of None
+    keeps the setting."""
+    given = {name: value for name, value in values.items() if value is not None}
+    table = {**msgspec.to_builtins(config.training), **given}
+    try:
+        training = msgspec.convert(table, TrainingSettings)
+    except msgspec.ValidationError as exc:
+        problem, _, where = str(exc).partition(" - at `$.")
+        name = where.rstrip("`")
+        raise InvalidInputError(
+            f"training.{name} = {given.get(name)!r}: {_lowercase_first(problem)}", param=name
+        ) from None
+    return msgspec.structs.replace(config, training=training)
 
 
 def load_config(file: Path) -> Config:

@@ -6,6 +6,7 @@ torch is imported only when a placement is actually chosen, so the core stays li
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,6 +29,19 @@ class Placement:
         import torch
 
         return getattr(torch, self.dtype)
+
+
+def limit_threads(threads: int) -> None:
+    """Use `threads` CPU threads for this process's model work (0: OMP_NUM_THREADS if it
+    is set, else one per core). On a machine other jobs share, fewer threads than cores
+    can be much faster: a thread that waits for a busy core holds up all the others."""
+    if threads <= 0:
+        return
+    import sys
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # too late for the environment to count
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def choose_placement(device: DeviceChoice = "auto", dtype: DtypeChoice = "auto") -> Placement:

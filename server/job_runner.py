@@ -13,9 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 
-import msgspec
-
 from hybrid.bot import Bot
+from hybrid.config import with_training
 from hybrid.errors import HybridError
 from server.files import FileStore
 from server.jobs import Job, JobStore
@@ -131,11 +130,11 @@ class JobRunner:
 def _with_hyperparameters(bot: Bot, job: Job) -> Bot:
     """The bot with the job's hyperparameters over its `[training]` settings."""
     spec, training = job.spec, bot.config.training
-    training = msgspec.structs.replace(
-        training,
-        epochs=spec.n_epochs if spec.n_epochs is not None else training.epochs,
-        batch_size=spec.batch_size or training.batch_size,
+    config = with_training(
+        bot.config,
+        epochs=spec.n_epochs,
+        batch_size=spec.batch_size,
         learning_rate=training.learning_rate * (spec.learning_rate_multiplier or 1.0),
         seed=spec.seed,
     )
-    return Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+    return Bot(bot.root, config)

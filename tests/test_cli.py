@@ -43,12 +43,16 @@ def test_every_command_has_help() -> None:
     for command in ("list", "show", "promote", "rollback", "merge", "export"):
         assert run("adapters", command, "--help").returncode == 0
     assert run("--version").stdout.startswith("hybrid ")
+    train_help = run("train", "--help").stdout
+    assert "--qlora" in train_help and "--lora-r" in train_help
+    assert "<bool>" not in train_help, "a flag takes no value"
 
 
 def test_init_creates_the_sample_bot_and_refuses_to_overwrite(tmp_path: Path) -> None:
     created = run("init", str(tmp_path / "bot"), "--template", "support")
     assert created.returncode == 0, created.stderr
     assert "17 documents" in created.stdout
+    assert created.stdout.index("index sync") < created.stdout.index(" ask "), "sync first"
     as_json = run("init", str(tmp_path / "bot2"), "--json")
     assert json.loads(as_json.stdout) == {
         "root": str((tmp_path / "bot2").resolve()),
@@ -195,11 +199,19 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir))
     data = bot.data_dir / "train.jsonl"
     trained = run("-C", str(bot.root), "train", str(data), "--name", "kestrel",
-                  "--max-steps", "2", "--json")  # fmt: skip
+                  "--max-steps", "2", "--epochs", "1", "--learning-rate", "0.001",
+                  "--batch-size", "4", "--lora-r", "4", "--json")  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     record = json.loads(trained.stdout)
     assert (record["name"], record["version"], record["status"]) == ("kestrel", 1, "candidate")
     assert record["manifest"]["metrics"]["steps"] == 2
+    used = record["manifest"]["hyperparameters"]
+    assert (used["epochs"], used["learning_rate"], used["batch_size"], used["lora_r"]) == (
+        1, 0.001, 4, 4
+    )  # fmt: skip
+    assert "lora_r = 4" not in bot.config_file.read_text(), "hybrid.toml is left as it was"
+    bad_rank = run("-C", str(bot.root), "train", str(data), "--lora-r", "0")
+    assert bad_rank.returncode == 1 and "training.lora_r = 0" in bad_rank.stderr
     listed = run("-C", str(bot.root), "adapters", "list")
     assert "kestrel@1" in listed.stdout and "candidate" in listed.stdout
     promoted = run("-C", str(bot.root), "adapters", "promote", "kestrel")

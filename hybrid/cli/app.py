@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
 from hybrid.cli import (
     adapters_command,
@@ -24,6 +25,10 @@ from hybrid.cli import (
 )
 from hybrid.cli.output import stderr
 from hybrid.errors import BotNotFoundError, HybridError
+
+# typer 0.29 labels on/off flags `<bool>` in --help, as if they took a value.
+_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="hybrid",

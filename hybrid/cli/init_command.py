@@ -25,4 +25,5 @@ def init(
         typer.echo(json.dumps({"root": str(bot.root), "template": template, "documents": docs}))
         return
     typer.echo(f"Created {bot.root} from the {template!r} template ({docs} documents).")
-    typer.echo(f'Next: hybrid -C {folder} ask "How long do I have to return an item?"')
+    typer.echo(f"Next: index its documents with `hybrid -C {folder} index sync`,")
+    typer.echo(f'then ask: hybrid -C {folder} ask "How long do I have to return an item?"')

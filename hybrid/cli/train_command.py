@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from hybrid.bot import Bot
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.config import with_training
 
 
 def train(
@@ -38,13 +40,28 @@ def train(
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
     ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Passes over the data (training.epochs; 0: sized by count).")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Peak learning rate (training.learning_rate).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Examples per optimizer step (training.batch_size).")
+    ] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank (training.lora_r).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a LoRA style adapter on FILE and add it to the registry as a candidate
-    (promote it with `hybrid adapters promote NAME`)."""
+    (promote it with `hybrid adapters promote NAME`). Options named after a [training]
+    setting override hybrid.toml for this run; the manifest records what was used."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     bot = current_bot(ctx)
+    config = with_training(
+        bot.config, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, lora_r=lora_r
+    )
+    bot = Bot(bot.root, config)
     with stderr.status("Loading the base model and checking the data…"):
         quiet_model_libraries()
         from training import TrainRequest, train_adapter

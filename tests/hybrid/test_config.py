@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -109,3 +111,14 @@ def test_the_sample_config_is_valid_and_documents_every_setting() -> None:
             )
             assert at is not None, f"{table.name}.{setting.name} missing from the sample"
             assert lines[at - 1].startswith("#"), f"{table.name}.{setting.name} has no comment"
+
+
+def test_the_threads_setting_limits_torch_before_and_after_it_is_imported() -> None:
+    assert load_config(TEMPLATE_CONFIG).models.threads == 0, "0: every core, or OMP_NUM_THREADS"
+    script = (
+        "import os, sys; from hybrid.hardware import limit_threads; limit_threads(1); "
+        "import torch; before = torch.get_num_threads(); torch.set_num_threads(2); "
+        "limit_threads(1); print(before, torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.split() == ["1", "1", "1"], out.stderr
