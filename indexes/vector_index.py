@@ -8,13 +8,13 @@ always complete; the config JSON records what made it, so it can be reopened alo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hybrid.errors import HybridError
+from hybrid.staging import staged_folder
 
 if TYPE_CHECKING:
     import faiss
@@ -119,16 +119,10 @@ def write_version(indexes_dir: Path, index: faiss.Index, config: VectorIndexConf
     import faiss
 
     final = indexes_dir / str(config.version)
-    staging = indexes_dir / f".tmp-{config.version}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    faiss.write_index(index, str(staging / INDEX_FILE))
-    (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n")
-    for file in (staging / INDEX_FILE, staging / CONFIG_FILE):
-        _fsync(file)
-    shutil.rmtree(final, ignore_errors=True)  # left by a crash before its publication
-    os.replace(staging, final)
-    _fsync(indexes_dir)
+    # replace: a folder of this number was left by a crash before its publication.
+    with staged_folder(final, replace=True) as staging:
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2) + "\n")
     return final
 
 
@@ -144,11 +138,3 @@ def remove_stale_folders(indexes_dir: Path, keep: set[int]) -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder.name)
     return removed
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

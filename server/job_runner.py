@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 
 from hybrid.bot import Bot
 from hybrid.config import with_training
 from hybrid.errors import HybridError
 from server.files import FileStore
 from server.jobs import Job, JobStore
-from training import Progress, TrainRequest, can_resume, train_adapter
+from training import Progress, TrainRequest, can_resume, discard_run, train_adapter
 
 logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 5.0  # also picks up jobs another process queued
@@ -76,7 +77,11 @@ class JobRunner:
 
     def _run(self, job: Job, jobs: JobStore, files: FileStore, *, resume: bool) -> None:
         spec = job.spec
-        bot = _with_hyperparameters(self.bot, job)
+        try:
+            bot = _with_hyperparameters(self.bot, job)
+        except HybridError as exc:  # e.g. a multiplier that takes the rate out of bounds
+            jobs.fail(job.id, exc.code, exc.message)
+            return
         resume = resume and can_resume(bot, spec.adapter)
         if resume:
             jobs.add_event(job.id, "Resuming from the last checkpoint")
@@ -112,19 +117,22 @@ class JobRunner:
         try:
             result = train_adapter(bot, request, progress)
         except _Stop:
-            if not self._stopping.is_set():
-                jobs.mark_cancelled(job.id)
-            return  # shutting down: the job stays running, to resume at the next start
+            if self._stopping.is_set():
+                return  # shutting down: the job stays running, to resume at the next start
+            end = partial(jobs.mark_cancelled, job.id)
         except HybridError as exc:
-            jobs.fail(job.id, exc.code, exc.message)
-            return
-        except Exception as exc:  # the job fails; the runner goes on to the next one
+            end = partial(jobs.fail, job.id, exc.code, exc.message)
+        except Exception:  # the job fails; the runner goes on to the next one
             logger.exception("fine-tuning job %s failed", job.id)
-            jobs.fail(job.id, "internal_error", f"{type(exc).__name__}: {exc}")
+            end = partial(jobs.fail, job.id, "internal_error", "training failed; see the log")
+        else:
+            model = str(result.adapter.ref)
+            jobs.name_last_checkpoint(job.id, model)
+            jobs.succeed(job.id, model, result.history.tokens)
             return
-        model = str(result.adapter.ref)
-        jobs.name_last_checkpoint(job.id, model)
-        jobs.succeed(job.id, model, result.history.tokens)
+        # Nobody resumes a cancelled or failed job: its checkpoints go before it ends.
+        discard_run(bot, spec.adapter)
+        end()
 
 
 def _with_hyperparameters(bot: Bot, job: Job) -> Bot:

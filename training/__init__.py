@@ -9,7 +9,14 @@ from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
 from training.export import export_adapter, merge_adapter
 from training.lint import LintReport, lint_data, lint_for_training, write_redacted
-from training.recipe import Progress, TrainRequest, TrainResult, can_resume, train_adapter
+from training.recipe import (
+    Progress,
+    TrainRequest,
+    TrainResult,
+    can_resume,
+    discard_run,
+    train_adapter,
+)
 from training.registry import AdapterNotFoundError, AdapterRecord, AdapterRegistry
 from training.rendering import RenderError, TokenizedExample, tokenize_example
 from training.retrieval_data import with_retrieval
@@ -30,6 +37,7 @@ __all__ = [
     "TrainRequest",
     "TrainResult",
     "can_resume",
+    "discard_run",
     "export_adapter",
     "lint_data",
     "lint_for_training",

@@ -11,12 +11,12 @@ deleted.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from hybrid.errors import ConflictError
+from hybrid.staging import staged_folder
 
 RUN_FILE = "run.json"
 STATE_FILE = "checkpoint.pt"
@@ -69,14 +69,8 @@ class RunFolder:
         import torch
 
         final = self.folder / f"step-{step:06d}"
-        staging = self.folder / f".tmp-step-{step:06d}-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        torch.save(state, staging / STATE_FILE)
-        with (staging / STATE_FILE).open("rb") as handle:
-            os.fsync(handle.fileno())
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
+        with staged_folder(final, replace=True) as staging:
+            torch.save(state, staging / STATE_FILE)
         for older in self.folder.glob("step-*"):
             if older != final:
                 shutil.rmtree(older, ignore_errors=True)

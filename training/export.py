@@ -3,19 +3,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from hybrid.errors import ConflictError
+from hybrid.staging import staged_folder
 from training.base_model import BaseModel
 from training.registry import MANIFEST, AdapterRecord
 
 
 def export_adapter(record: AdapterRecord, target: Path) -> Path:
     """Copy the adapter's folder (PEFT files, manifest, loss curve) to `target`."""
-    _staged_copy(target, lambda staging: shutil.copytree(record.path, staging))
+    _staged_copy(target, lambda staging: shutil.copytree(record.path, staging, dirs_exist_ok=True))
     return target
 
 
@@ -38,13 +38,5 @@ def _staged_copy(target: Path, write: Callable[[Path], object]) -> None:
     or not at all, and an existing folder is never overwritten."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ConflictError(f"{target} already exists", hint="name a new folder")
-    staging = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with staged_folder(target) as staging:  # renamed over an empty folder, checked above
         write(staging)
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -6,8 +6,6 @@ the result is cached as safetensors under the bot's `.hybrid/models/`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -15,7 +13,7 @@ from pathlib import Path
 
 from hybrid.errors import ModelLoadError
 from hybrid.models import MODEL_LOADING, package_folder
-from training.processes import process_alive
+from hybrid.staging import staged_folder
 
 MANIFEST = "hybrid-model.json"
 
@@ -44,19 +42,12 @@ def cached_conversion(name: str, source: EmbeddedGGUF, models_dir: Path) -> Path
     target = models_dir / f"{name}-{source.cache_key()}"
     if (target / MANIFEST).is_file():
         return target
-    models_dir.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_conversions(models_dir, name)
-    staging = models_dir / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     try:
-        _convert(source, staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not (target / MANIFEST).is_file():  # not a concurrent converter's win
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with staged_folder(target) as staging:
+            _convert(source, staging)
+    except OSError:
+        if not (target / MANIFEST).is_file():  # not a concurrent converter's win
+            raise
     return target
 
 
@@ -85,10 +76,3 @@ def _convert(source: EmbeddedGGUF, folder: Path) -> None:
     }
     # Written last: its presence marks the conversion complete.
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def _remove_abandoned_conversions(models_dir: Path, name: str) -> None:
-    for leftover in models_dir.glob(f".{name}-*.tmp-*"):
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)

@@ -239,6 +239,12 @@ def can_resume(bot: Bot, name: str) -> bool:
     return _run_folder(bot, name).has_checkpoint()
 
 
+def discard_run(bot: Bot, name: str) -> None:
+    """Delete adapter `name`'s unfinished run and its checkpoints: a run nobody will
+    resume (a cancelled or failed fine-tuning job)."""
+    _run_folder(bot, name).finish()
+
+
 def _run_folder(bot: Bot, name: str) -> RunFolder:
     return RunFolder(bot.state_dir / "runs" / name)
 

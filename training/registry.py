@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from hybrid import database
 from hybrid.errors import ConflictError, HybridError, InvalidInputError, NotFoundError
+from hybrid.staging import process_alive, staged_folder
 from hybrid.types import AdapterRef
-from training.processes import process_alive
 
 Status = Literal["building", "candidate", "active", "retired"]
 MANIFEST = "hybrid-adapter.json"
@@ -104,14 +104,10 @@ class AdapterRegistry:
                 [name, version, time.time(), os.getpid()],
             )
         final = self.adapters_dir / name / str(version)
-        staging = self.adapters_dir / name / f".tmp-{version}-{os.getpid()}"
         try:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            manifest = {"name": name, "version": version, **write(staging)}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            _fsync_tree(staging)
-            os.replace(staging, final)
+            with staged_folder(final, replace=True) as staging:
+                manifest = {"name": name, "version": version, **write(staging)}
+                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             with self.db:
                 self.db.execute(
                     "UPDATE adapters SET status = 'candidate', pid = NULL "
@@ -119,7 +115,6 @@ class AdapterRegistry:
                     [name, version],
                 )
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
             with self.db:
                 self.db.execute(
@@ -141,10 +136,6 @@ class AdapterRegistry:
                 self.db.execute(
                     "DELETE FROM adapters WHERE name = ? AND version = ?", [name, version]
                 )
-        for leftover in (self.adapters_dir / name).glob(".tmp-*"):
-            pid = leftover.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not process_alive(int(pid)):
-                shutil.rmtree(leftover, ignore_errors=True)
 
     # -- reading --------------------------------------------------------------------
 
@@ -260,14 +251,3 @@ def check_adapter_name(name: str) -> None:
             f"bad adapter name {name!r}",
             hint="use letters, digits, '-', '_' and '.', e.g. kestrel-style",
         )
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -37,7 +37,7 @@ def prepared_bot(folder: Path) -> Bot:
         ("indexes.store:IndexStore.add_revisions", 2, 1),  # one batch committed, more to go
         ("indexes.store:IndexStore.copy_documents", 1, 1),  # all new rows stored
         ("indexes.vector_index:write_version", 1, 1),  # before the FAISS files
-        ("indexes.vector_index:os.replace", 1, 1),  # FAISS files staged, not yet renamed
+        ("hybrid.staging:os.replace", 1, 1),  # FAISS files staged, not yet renamed
         ("indexes.store:IndexStore.publish", 1, 1),  # folder in place, pointer not switched
         ("indexes.sync:prune", 1, 2),  # published, old versions not yet pruned
     ],

@@ -130,6 +130,8 @@ def test_a_create_the_sdk_retries_is_one_job_and_cancel_stops_it(
     )
     assert client.fine_tuning.jobs.cancel(running.id).status == "running"  # stops at the next step
     assert wait_for(client, job.id).status == "cancelled"
+    run_folder = bot.state_dir / "runs" / "long-run"
+    assert not run_folder.exists(), "a cancelled job's checkpoints are not kept"
     with (
         AdapterRegistry(bot.database, bot.adapters_dir) as registry,
         pytest.raises(AdapterNotFoundError),

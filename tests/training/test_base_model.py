@@ -126,7 +126,7 @@ def test_the_embedded_default_converts_once_and_matches_the_gguf(real_bot) -> No
 def test_an_abandoned_conversion_is_cleaned_and_redone(tmp_path: Path) -> None:
     source = EMBEDDED_BASE_MODELS["smollm2-135m-instruct"]
     dead_pid = 2**22 + 1  # above Linux's pid_max: no such process
-    leftover = tmp_path / f".smollm2-135m-instruct-{source.cache_key()}.tmp-{dead_pid}"
+    leftover = tmp_path / f".smollm2-135m-instruct-{source.cache_key()}.tmp-{dead_pid}-1"
     leftover.mkdir(parents=True)
     (leftover / "model.safetensors").write_bytes(b"half written")
     folder = cached_conversion("smollm2-135m-instruct", source, tmp_path)

@@ -100,7 +100,7 @@ def test_a_publication_killed_half_way_is_never_listed(tmp_path: Path) -> None:
         with pytest.raises(AdapterNotFoundError):
             registry.get(AdapterRef("style", 1))
         leftovers = [p.name for p in (tmp_path / "adapters" / "style").iterdir()]
-        assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-1-")
+        assert len(leftovers) == 1 and leftovers[0].startswith(".1.tmp-")
         record = registry.publish("style", fake_adapter)
         assert record.version == 1 and [r.version for r in registry.list()] == [1]
         assert [p.name for p in (tmp_path / "adapters" / "style").iterdir()] == ["1"]
