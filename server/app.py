@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 
 from hybrid.bot import Bot
 from server.http_errors import EXCEPTION_HANDLERS
-from server.metrics import metrics_middleware
+from server.metrics import observe_requests
 from server.openapi import document_errors
 from server.request_guard import request_guard
 from server.routes import (
@@ -67,7 +67,7 @@ def create_app(bot: Bot, *, host: str = "", state: ServerState | None = None) ->
         ],
         # Counted first, so that refused requests show in the metrics too.
         middleware=[
-            metrics_middleware(server.metrics),
+            observe_requests(server.metrics),
             request_guard(bot.config.server, server.host),
         ],
         dependencies={"server": Provide(lambda: server, sync_to_thread=False)},

@@ -283,7 +283,7 @@ class GenerationEngine:
                 row = torch.tensor([prefix])
                 positions = torch.arange(len(prefix)).unsqueeze(0)
                 output = self._forward(row, torch.ones_like(row), positions, None, [key])
-                return output.past_key_values
+                return output.cache
 
             cache = self._prefixes.cache(prefix, request.key, compute)
         ids = torch.tensor([request.prompt_ids[len(prefix) :]])
@@ -291,7 +291,7 @@ class GenerationEngine:
         mask = torch.ones(1, len(request.prompt_ids), dtype=torch.long)
         # Logits for the last position only: the whole prompt's would cost a fifth of it.
         output = self._forward(ids, mask, positions, cache, [request.key], last_only=True)
-        return _Prefilled(request, output.past_key_values, mask, output.logits[:, -1, :].float())
+        return _Prefilled(request, output.cache, mask, output.logits[:, -1, :].float())
 
     def _decode_loop(self) -> None:
         import torch
@@ -450,7 +450,7 @@ class GenerationEngine:
             "input_ids": ids,
             "attention_mask": mask,
             "position_ids": positions,
-            "past_key_values": cache,
+            "cache": cache,
             "use_cache": True,
             "logits_to_keep": 1 if last_only else 0,
         }

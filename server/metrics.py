@@ -4,12 +4,15 @@ version and the active adapters."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
 
 from litestar.types import ASGIApp, Receive, Scope, Send
+
+access_log = logging.getLogger("hybrid.access")
 
 # Request latency histogram bounds, in seconds.
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -91,9 +94,15 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+def note_model(scope: Scope, model: str) -> None:
+    """Name the model a request asked for, for its access log line."""
+    scope.setdefault("state", {})["model"] = model
+
+
+def observe_requests(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
     """Counts every HTTP request by its route template (not its raw path, so ids do not
-    multiply the series) and status, and times it to its last byte."""
+    multiply the series) and status, times it to its last byte, and logs one access line
+    for it: method, path, status, milliseconds and, for a chat, the model."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,6 +125,15 @@ def metrics_middleware(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
                 route = next(iter(handler.paths)) if handler is not None else "unmatched"
                 seconds = time.perf_counter() - started
                 metrics.observe_request(scope["method"], route, status, seconds)
+                model = scope.get("state", {}).get("model")
+                access_log.info(
+                    "%s %s %d %.0f ms%s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    seconds * 1000,
+                    f" model={model}" if model else "",
+                )
 
         return wrapped
 

@@ -128,6 +128,7 @@ class ServerState:
         """Start the fine-tuning job runner; load the model, the retriever (if the index
         was synced) and the log."""
         self.job_runner.start()
+        started = time.perf_counter()
         try:
             bot = self.bot
             self.log = InteractionLog(
@@ -147,6 +148,13 @@ class ServerState:
                 assistant = assistant_for(retrieval=False)  # no sources until the first sync
             self.assistant = assistant
             self.status = "ok"
+            sources = "with" if assistant.retriever is not None else "without (no index yet)"
+            log.info(
+                "ready: %s loaded in %.1f s, answering %s sources",
+                bot.config.models.base,
+                time.perf_counter() - started,
+                sources,
+            )
         except Exception:  # reported by /healthz; the process stays up to say so
             log.exception("the server failed to load")
             self.status, self.detail = "failed", "loading failed; the server's log says why"

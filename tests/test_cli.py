@@ -6,10 +6,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from support import edit, make_bot
 
@@ -107,6 +110,7 @@ def test_ask_answers_with_the_real_default_model(real_bot, tmp_path: Path) -> No
     assert sum(w.strip(".,!?'\"").isalpha() for w in words) / len(words) > 0.8, "answer is prose"
     assert reply["usage"]["prompt_tokens"] > 50 and reply["usage"]["completion_tokens"] >= 8
     assert reply["citations"] == []
+    assert "Warning" not in result.stderr and "kernels" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow
@@ -205,6 +209,9 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     record = json.loads(trained.stdout)
     assert (record["name"], record["version"], record["status"]) == ("kestrel", 1, "candidate")
     assert record["manifest"]["metrics"]["steps"] == 2
+    # Not a terminal: the progress is a plain line a log keeps, not a bar.
+    progress = r"Training, epoch 1: 2/2, loss \d+\.\d{3}, \d+ tokens/s, 0s left"
+    assert re.search(progress, trained.stderr), trained.stderr
     used = record["manifest"]["hyperparameters"]
     assert (used["epochs"], used["learning_rate"], used["batch_size"], used["lora_r"]) == (
         1, 0.001, 4, 4
@@ -269,6 +276,44 @@ def test_keys_are_created_listed_and_revoked_and_serve_guards_open_addresses(
     assert "Closed" in run("-C", str(bot.root), "keys", "list").stdout
     assert run("-C", str(bot.root), "keys", "open").returncode == 0
     assert "No key is needed" in run("-C", str(bot.root), "keys", "list").stdout
+
+
+def test_serve_says_when_it_is_ready_and_logs_a_line_per_request(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
+    environ = {k: v for k, v in os.environ.items() if k != "HYBRID_BOT"}
+    with log.open("w") as sink:
+        server = subprocess.Popen(
+            [*HYBRID, "-C", str(bot.root), "serve", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=environ,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "ready:" not in log.read_text() and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "ready:" in log.read_text(), log.read_text()
+        url = f"http://127.0.0.1:{port}"
+        model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+        chat = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+        assert httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=60).status_code == 200
+        assert httpx.get(f"{url}/v1/documents/nothing-here").status_code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    lines = log.read_text().splitlines()
+    assert any(re.search(r"GET /v1/models 200 \d+ ms$", line) for line in lines), lines
+    chat_line = rf"POST /v1/chat/completions 200 \d+ ms model={re.escape(model)}$"
+    assert any(re.search(chat_line, line) for line in lines), lines
+    assert any(re.search(r"GET /v1/documents/nothing-here 404 \d+ ms$", line) for line in lines)
+    assert not any("FutureWarning" in line or "Traceback" in line for line in lines), lines
 
 
 @pytest.mark.slow

@@ -72,13 +72,13 @@ def token_losses(
         if prefix:
             cache = decoder(
                 input_ids=torch.tensor([examples[0].input_ids[:prefix]]), use_cache=True
-            ).past_key_values
+            ).cache
             cache.batch_repeat_interleave(len(examples))
             seen = torch.ones(len(examples), prefix, dtype=tensors["attention_mask"].dtype)
             hidden = decoder(
                 input_ids=tensors["input_ids"],
                 attention_mask=torch.cat([seen, tensors["attention_mask"]], dim=1),
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             ).last_hidden_state
         else:

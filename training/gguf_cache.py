@@ -5,6 +5,7 @@ the result is cached as safetensors under the bot's `.hybrid/models/`.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ def cached_conversion(name: str, source: EmbeddedGGUF, models_dir: Path) -> Path
 
 
 def _convert(source: EmbeddedGGUF, folder: Path) -> None:
+    import transformers.modeling_gguf_pytorch_utils as gguf_loading
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # transformers draws a progress bar of its own over the tensors, which none of its
+    # settings turns off; in a log it is a wall of carriage returns.
+    gguf_loading.tqdm = functools.partial(tqdm, disable=True)  # type: ignore[attr-defined]
     gguf = source.gguf_path()
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -9,6 +9,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.cli.progress import ProgressReport
 from hybrid.types import AdapterRef
 
 
@@ -48,10 +49,10 @@ def evaluate(
         from server.evaluation import read_golden
 
         cases = read_golden(golden)[:limit]
-    with stderr.status("Answering…") as status:
+    with ProgressReport("Answering") as report:
 
         def progress(variant: str, done: int) -> None:
-            status.update(f"Answering: {variant}, {done}/{len(cases)}")
+            report.update(done, len(cases), description=f"Answering ({variant})")
 
         scores = run_evaluation(bot, cases, chosen, ref, progress)
     if as_json:

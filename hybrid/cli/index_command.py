@@ -10,6 +10,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.cli.progress import ProgressReport
 
 app = typer.Typer(
     help="Keep the document index in step with the docs folder.", no_args_is_help=True
@@ -31,22 +32,16 @@ def sync(
 ) -> None:
     """Make the index match the docs folder: add, update and delete documents, embedding
     only chunks not embedded before, and publish the result as a new version."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     bot = current_bot(ctx)
     with stderr.status("Loading the embedder…"):
         quiet_model_libraries()
         from indexes import embedder_for_bot, sync_index
 
         embedder = embedder_for_bot(bot)
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("Embedding chunks", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        summary = sync_index(bot, embedder, paths=paths or (), rebuild=rebuild, progress=progress)
+    with ProgressReport("Embedding chunks") as report:
+        summary = sync_index(
+            bot, embedder, paths=paths or (), rebuild=rebuild, progress=report.update
+        )
     if as_json:
         echo_json(summary.to_dict())
         return

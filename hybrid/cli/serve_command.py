@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated
 
 import typer
@@ -56,4 +57,10 @@ def serve(
         f"Try: curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{request}'",
         markup=False,
     )
-    uvicorn.run(create_app(bot, host=host), host=host, port=port, log_level="warning")
+    # Our lines (ready, one per request, failures) with a time stamp; libraries say only
+    # what goes wrong.
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)
+    logging.getLogger("hybrid").setLevel(logging.INFO)
+    uvicorn.run(
+        create_app(bot, host=host), host=host, port=port, log_level="warning", log_config=None
+    )

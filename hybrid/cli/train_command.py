@@ -10,6 +10,7 @@ import typer
 from hybrid.bot import Bot
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.cli.progress import ProgressReport
 from hybrid.config import with_training
 
 
@@ -55,8 +56,6 @@ def train(
     """Train a LoRA style adapter on FILE and add it to the registry as a candidate
     (promote it with `hybrid adapters promote NAME`). Options named after a [training]
     setting override hybrid.toml for this run; the manifest records what was used."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     bot = current_bot(ctx)
     config = with_training(
         bot.config, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, lora_r=lora_r
@@ -82,22 +81,13 @@ def train(
         max_steps=max_steps,
         retriever=retriever,
     )
-    columns = (
-        "{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "loss {task.fields[loss]}",
-        "{task.fields[rate]} tok/s",
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("Training", total=None, loss="…", rate="…")
+    fields = ("loss {loss}", "{rate} tokens/s")
+    with ProgressReport("Training", fields=fields) as report:
 
         def progress(update) -> None:
-            bar.update(
-                task,
-                completed=update.step,
-                total=update.total_steps,
+            report.update(
+                update.step,
+                update.total_steps,
                 description=f"Training, epoch {update.epoch}",
                 loss=f"{update.loss:.3f}",
                 rate=f"{update.tokens_per_second:.0f}",

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Stream
@@ -23,6 +23,7 @@ from hybrid.types import AdapterRef, Message
 from server.assistant import Answer, AnswerStream
 from server.auth import CHAT
 from server.http_errors import detail_of
+from server.metrics import note_model
 from server.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -60,8 +61,9 @@ def list_models(server: NamedDependency[ServerState]) -> ModelList:
 
 @post("/v1/chat/completions", status_code=200, guards=CHAT)
 async def chat_completions(
-    data: JSONBody[ChatCompletionRequest], server: NamedDependency[ServerState]
+    data: JSONBody[ChatCompletionRequest], server: NamedDependency[ServerState], request: Request
 ) -> Response[ChatCompletion]:  # or a Stream of chunks (see server/openapi.py)
+    note_model(request.scope, data.model)
     assistant = server.ready()
     adapter = _adapter_for(server, data.model)
     settings = msgspec.structs.replace(

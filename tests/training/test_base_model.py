@@ -123,7 +123,9 @@ def test_the_embedded_default_converts_once_and_matches_the_gguf(real_bot) -> No
 
 
 @pytest.mark.slow
-def test_an_abandoned_conversion_is_cleaned_and_redone(tmp_path: Path) -> None:
+def test_an_abandoned_conversion_is_cleaned_and_redone(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     source = EMBEDDED_BASE_MODELS["smollm2-135m-instruct"]
     dead_pid = 2**22 + 1  # above Linux's pid_max: no such process
     leftover = tmp_path / f".smollm2-135m-instruct-{source.cache_key()}.tmp-{dead_pid}-1"
@@ -134,3 +136,4 @@ def test_an_abandoned_conversion_is_cleaned_and_redone(tmp_path: Path) -> None:
     assert (folder / MANIFEST).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
     assert os.path.getsize(folder / "model.safetensors") > 100_000_000
+    assert "GGUF tensors" not in capfd.readouterr().err, "no progress bar of transformers'"
