@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -28,9 +28,12 @@ from server.streams import DeltaStream, TokenStream
 
 
 class TokenBudget(Protocol):
-    """How much prompt fits: the model's context and its count of a prompt's tokens."""
+    """How much prompt fits: the model's context and its count of a prompt's tokens.
+    `longest_token_chars` (the longest token's length in characters) bounds from below
+    the tokens a text takes, so a text far too long is refused without tokenizing it."""
 
     context_window: int
+    longest_token_chars: int
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
 
@@ -100,21 +103,27 @@ class Assistant:
         question = turns[-1].content.strip()
         if not question:
             raise InvalidInputError("the question is empty", param="messages")
+        room = (settings or self.settings).max_new_tokens
         history = [turn for turn in turns[:-1] if turn.role != "system"]
+        if self.budget is not None:
+            history = _within_reach(question, history, self.budget, room)
         sources = self.retriever.search(question, self.top_k) if self.retriever else []
-        answer_room = (settings or self.settings).max_new_tokens
 
-        def build() -> list[Message]:
-            return build_messages(self.system_prompt, question, sources, history)
+        def build(kept_sources: int, first_turn: int) -> list[Message]:
+            return build_messages(
+                self.system_prompt, question, sources[:kept_sources], history[first_turn:]
+            )
 
-        messages = build()
-        while (sources or history) and not self._fits(messages, answer_room):
-            if sources:
-                sources = sources[:-1]  # the lowest-ranked source first
-            else:
-                history = history[1:]  # then the oldest turn; never the question
-            messages = build()
-        return Prompt(question, messages, list(sources), turns)
+        def fits(kept_sources: int, first_turn: int) -> bool:
+            return self._fits(build(kept_sources, first_turn), room)
+
+        # The lowest-ranked sources go first, then the oldest turns; never the question.
+        # Each search tries O(log n) prompts, not one per dropped source or turn.
+        dropped = _fewest_to_drop(len(sources), lambda n: fits(len(sources) - n, 0))
+        kept, first_turn = len(sources) - dropped, 0
+        if kept == 0:
+            first_turn = _fewest_to_drop(len(history), lambda n: fits(0, n))
+        return Prompt(question, build(kept, first_turn), sources[:kept], turns)
 
     def answer(
         self,
@@ -262,6 +271,40 @@ class AnswerStream(DeltaStream):
 
     def cancel(self) -> None:
         self._tokens.cancel()
+
+
+def _within_reach(
+    question: str, history: list[Message], budget: TokenBudget, room: int
+) -> list[Message]:
+    """Refuse a question that cannot fit whatever is dropped, and drop the oldest turns
+    that cannot fit even beside it, by counting characters only: a token covers at most
+    `longest_token_chars` of them, so this holds without tokenizing anything."""
+    reach = (budget.context_window - room) * budget.longest_token_chars
+    if len(question) > reach:
+        raise InvalidInputError(
+            f"the question is {len(question):,} characters, more than the model's context "
+            f"of {budget.context_window} tokens can hold",
+            hint="ask a shorter question",
+            param="messages",
+        )
+    kept, chars = len(history), len(question)
+    while kept and chars + len(history[kept - 1].content) <= reach:
+        kept -= 1
+        chars += len(history[kept].content)
+    return history[kept:]
+
+
+def _fewest_to_drop(count: int, fits_after_dropping: Callable[[int], bool]) -> int:
+    """The fewest of `count` items to drop for the prompt to fit (`count` if nothing
+    does), by bisection: dropping more never makes a prompt longer."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high) // 2
+        if fits_after_dropping(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _new_id() -> str:

@@ -2,11 +2,12 @@
 
 Callers submit requests and read their tokens from a stream (server/streams.py). Two
 threads share the model: the prefill thread admits waiting requests while the batch has
-room and runs each one's prompt; the decoding thread stacks each prefilled prompt's KV
-cache onto the batch between steps, runs one step for all rows, and retires finished,
-cancelled or timed-out ones, so a request never waits for another to finish and decoding
-never pauses for a newcomer's prompt. Rows of one batch may name different adapters
-(server/adapter_set.py).
+room and runs their prompts in chunks, the one with the fewest tokens left first, so a
+short question is not held up behind a long document; the decoding thread stacks each
+prefilled prompt's KV cache onto the batch between steps, runs one step for all rows, and
+retires finished, cancelled or timed-out ones, so a request never waits for another to
+finish and decoding never pauses for a newcomer's prompt. Rows of one batch may name
+different adapters (server/adapter_set.py).
 
 On a CPU, decoding runs on half the cores and a prefill on the other half while there
 is decoding, on all of them otherwise: a decoding step is bound by memory bandwidth,
@@ -46,6 +47,9 @@ from server.streams import TokenStream, new_events
 from training import AdapterRecord, BaseModel, render_chat
 
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
+# Prompt tokens run in one forward pass: a long prompt is run in such chunks, between
+# which a shorter prompt that arrived meanwhile gets its turn.
+PREFILL_CHUNK = 512
 
 
 class EngineBusyError(BusyError):
@@ -79,6 +83,19 @@ class _Request:
 
 
 @dataclass
+class _Prefilling:
+    """A prompt the prefill thread is part way through: its cache holds `done` tokens."""
+
+    request: _Request
+    cache: Any  # a transformers DynamicCache (one row), or None before the first chunk
+    done: int
+
+    @property
+    def left(self) -> int:
+        return len(self.request.prompt_ids) - self.done
+
+
+@dataclass
 class _Prefilled:
     """A prompt run by the prefill thread, for the decoding thread to stack and continue."""
 
@@ -96,9 +113,12 @@ class GenerationEngine:
         *,
         max_batch: int = 16,
         max_waiting: int = 64,
+        prefill_chunk: int = PREFILL_CHUNK,
     ) -> None:
         self.base = base
+        self.prefill_chunk = prefill_chunk
         self.context_window = base.context_window
+        self.longest_token_chars = max(map(len, base.tokenizer.get_vocab()))
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self._lookup = adapters
@@ -239,25 +259,45 @@ class GenerationEngine:
     def _prefill_loop(self) -> None:
         import torch
 
+        started: list[_Prefilling] = []
         with torch.inference_mode():
-            while (request := self._admit()) is not None:
-                prefilled = None
-                try:
-                    if self._adapter_ready(request):
+            try:
+                while not self._closed:
+                    request = self._admit(wait=not started)
+                    if request is not None:
+                        if self._adapter_ready(request):
+                            started.append(_Prefilling(request, None, 0))
+                        continue  # every request the batch has room for starts first
+                    if not started:
+                        return  # closed
+                    item = min(started, key=lambda prefilling: prefilling.left)
+                    if item.request.cancelled.is_set():
+                        started.remove(item)
+                        self._retire(item.request, self._finish(item.request, "stop"))
+                        continue
+                    prefilled = None
+                    try:
                         # A glance at the decoding thread's rows: a stale answer only
                         # costs this prompt some speed.
                         with self._cores_for(shared=bool(self._running)):
-                            prefilled = self._prefill(request)
-                except Exception as exc:  # a failed prompt fails its request, not the engine
-                    self._retire(request, exc)
-                with self._wake:
+                            prefilled = self._prefill_chunk(item)
+                    except Exception as exc:  # a failed prompt fails its request only
+                        started.remove(item)
+                        self._retire(item.request, exc)
+                        continue
                     if prefilled is not None:
-                        self._prefilled.append(prefilled)
-                    self._wake.notify_all()
+                        started.remove(item)
+                    with self._wake:
+                        if prefilled is not None:
+                            self._prefilled.append(prefilled)
+                        self._wake.notify_all()
+            finally:
+                for item in started:
+                    item.request.events.put(UnavailableError("the generation engine shut down"))
 
-    def _admit(self) -> _Request | None:
-        """The next waiting request, once the batch has room for it (blocks until then);
-        None once closed."""
+    def _admit(self, *, wait: bool) -> _Request | None:
+        """The next waiting request if the batch has room for it, else None (`wait`: block
+        until there is one; None once closed)."""
         with self._wake:
             while not self._closed:
                 if self._waiting and self._occupied < self.max_batch:
@@ -267,17 +307,19 @@ class GenerationEngine:
                         continue
                     self._occupied += 1
                     return request
+                if not wait:
+                    return None
                 self._wake.wait()
             return None
 
-    def _prefill(self, request: _Request) -> _Prefilled:
-        """Run a prompt: its shared prefix's cache is copied in (see PrefixCache) and
-        only the rest is computed."""
+    def _prefill_chunk(self, item: _Prefilling) -> _Prefilled | None:
+        """Run the next `prefill_chunk` tokens of a prompt (its shared prefix's cache is
+        copied in first: see PrefixCache); the prompt's _Prefilled once it is all run."""
         import torch
 
-        prefix = tuple(request.prompt_ids[: request.prefix_length])
-        cache = None
-        if prefix:
+        request = item.request
+        if item.cache is None and request.prefix_length:
+            prefix = tuple(request.prompt_ids[: request.prefix_length])
 
             def compute(key: str) -> Any:
                 row = torch.tensor([prefix])
@@ -285,13 +327,17 @@ class GenerationEngine:
                 output = self._forward(row, torch.ones_like(row), positions, None, [key])
                 return output.cache
 
-            cache = self._prefixes.cache(prefix, request.key, compute)
-        ids = torch.tensor([request.prompt_ids[len(prefix) :]])
-        positions = torch.arange(len(prefix), len(request.prompt_ids)).unsqueeze(0)
-        mask = torch.ones(1, len(request.prompt_ids), dtype=torch.long)
+            item.cache, item.done = self._prefixes.cache(prefix, request.key, compute), len(prefix)
+        end = min(item.done + self.prefill_chunk, len(request.prompt_ids))
+        ids = torch.tensor([request.prompt_ids[item.done : end]])
+        positions = torch.arange(item.done, end).unsqueeze(0)
+        mask = torch.ones(1, end, dtype=torch.long)
         # Logits for the last position only: the whole prompt's would cost a fifth of it.
-        output = self._forward(ids, mask, positions, cache, [request.key], last_only=True)
-        return _Prefilled(request, output.cache, mask, output.logits[:, -1, :].float())
+        output = self._forward(ids, mask, positions, item.cache, [request.key], last_only=True)
+        item.cache, item.done = output.cache, end
+        if item.left:
+            return None
+        return _Prefilled(request, item.cache, mask, output.logits[:, -1, :].float())
 
     def _decode_loop(self) -> None:
         import torch

@@ -232,6 +232,45 @@ def test_old_turns_go_after_the_sources_when_the_context_is_short(
     assert generator.prompt_tokens(prompt.messages) + 300 <= generator.context_window
 
 
+class CountingBudget:
+    """The engine's token budget, counting the prompts it tokenizes."""
+
+    def __init__(self, engine: GenerationEngine) -> None:
+        self.engine = engine
+        self.context_window = engine.context_window
+        self.longest_token_chars = engine.longest_token_chars
+        self.prompts = 0
+
+    def prompt_tokens(self, messages) -> int:
+        self.prompts += 1
+        return self.engine.prompt_tokens(messages)
+
+
+def test_a_long_conversation_keeps_its_newest_turns_without_tokenizing_each_cut(
+    generator: GenerationEngine,
+) -> None:
+    budget = CountingBudget(generator)
+    room = 100
+    assistant = Assistant(
+        generator,
+        system_prompt="Be brief.",
+        settings=GenerationSettings(max_new_tokens=room),
+        budget=budget,
+    )
+    history = [Message("user" if n % 2 == 0 else "assistant", f"turn {n}") for n in range(1000)]
+    prompt = assistant.prepare([*history, Message("user", "What about returns?")])
+    kept = prompt.messages[1:-1]
+    assert kept == history[-len(kept) :], "the newest turns stay, in order"
+    assert generator.prompt_tokens(prompt.messages) + room <= generator.context_window
+    one_more = [prompt.messages[0], history[-len(kept) - 1], *prompt.messages[1:]]
+    assert generator.prompt_tokens(one_more) + room > generator.context_window, "no turn lost"
+    assert budget.prompts <= 25, f"{budget.prompts} prompts tokenized to cut 1000 turns"
+    budget.prompts = 0
+    with pytest.raises(HybridError, match="more than the model's context") as refused:
+        assistant.prepare("w" * (generator.context_window * generator.longest_token_chars))
+    assert refused.value.param == "messages" and budget.prompts == 0, "refused untokenized"
+
+
 def test_every_answer_is_logged_with_its_sources_and_tokens(
     tmp_path: Path, generator: GenerationEngine
 ) -> None:

@@ -4,6 +4,7 @@ timeouts and the bounded queue behave as a client expects."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +118,38 @@ def test_one_batch_mixes_adapters_and_each_row_gets_its_own(engine: GenerationEn
     assert {key: g.text for key, g in together.items()} == alone
     assert {str(g.adapter) for g in together.values()} == {"None", "style@1", "terse@1"}
     assert engine.loaded_adapters() == ["style@1", "terse@1"]
+
+
+def test_prompts_run_in_chunks_answer_as_run_whole_and_a_short_one_goes_first(
+    bot, engine: GenerationEngine
+) -> None:
+    chunked = GenerationEngine(
+        load_base(bot, register_gqa_attention()),
+        adapters=lambda ref: find_adapter(bot, ref),
+        prefill_chunk=8,
+    )
+    try:
+        for question, adapter in zip(
+            QUESTIONS[:3], [None, AdapterRef("style", 1), None], strict=True
+        ):
+            whole = engine.generate(ask(question), GREEDY, adapter).text
+            assert chunked.generate(ask(question), GREEDY, adapter).text == whole
+        document = "Returns are accepted within 45 days of delivery. " * 20
+        finished: dict[str, float] = {}
+
+        def answer(name: str, question: str, tokens: int) -> None:
+            settings = msgspec.structs.replace(GREEDY, max_new_tokens=tokens)
+            chunked.submit(ask(question), settings).generation()
+            finished[name] = time.perf_counter()
+
+        long = threading.Thread(target=answer, args=("long", f"{document} Summarise.", 1))
+        long.start()
+        time.sleep(0.01)  # the long prompt is being run when the short one arrives
+        answer("short", QUESTIONS[0], 4)
+        long.join()
+        assert finished["short"] < finished["long"], "the short prompt waited for the long one"
+    finally:
+        chunked.close()
 
 
 def test_streamed_deltas_add_up_to_the_answer(engine: GenerationEngine) -> None:
