@@ -3,8 +3,10 @@ the official `openai` client streaming the sample bot's golden questions from 1,
 and 16 threads at once, each asking again as soon as it has its answer. Figures:
 aggregate generated tokens/s at each concurrency in the steady state (and the ratio to
 concurrency 1), time to first token, the share of request time spent on
-retrieval and prompt building (the server's own /metrics), and a batch mixing 4
-adapters against the same batch on one adapter.
+retrieval and prompt building (the server's own /metrics), a batch mixing 4
+adapters against the same batch on one adapter, and a short question's latency while a
+conversation of 1,000 messages (a prompt filling the context) is being answered, against
+the same question alone.
 
 The 4 adapters are trained for one step at a negligible learning rate: they cost what
 any adapter costs, but answer token for token as the base model does, so the mixed and
@@ -116,6 +118,7 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
         )
     )
     figures += _mixed_adapters(client, questions)
+    figures += _beside_a_long_prompt(client, questions[0], base)
     return figures
 
 
@@ -181,6 +184,46 @@ def _mixed_adapters(client, questions: list[str]) -> list[Figure]:
             "same tokens, same run; target <= 1.3",
         ),
     ]
+
+
+def _beside_a_long_prompt(client, question: str, base: str) -> list[Figure]:
+    """A 4-token answer to `question` alone (best of 3), then sent 0.5 s after a
+    conversation of 1,000 short messages that fills the model's context."""
+    short = [{"role": "user", "content": question}]
+    alone = min(_latency(client, base, short) for _ in range(3))
+    turns = [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": f"Message {n} about my order."}
+        for n in range(999)
+    ]
+    long = [*turns, {"role": "user", "content": question}]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.perf_counter()
+        pending = pool.submit(_latency, client, base, long)
+        time.sleep(0.5)
+        beside = _latency(client, base, short)
+        long_seconds = pending.result()
+    return [
+        Figure("short request alone", round(alone, 2), "s", "4 answer tokens, best of 3"),
+        Figure(
+            "short request beside a context-filling prompt",
+            round(beside, 2),
+            "s",
+            f"sent 0.5 s after 1,000 messages; that request took {long_seconds:.1f} s "
+            f"({time.perf_counter() - started:.1f} s in all)",
+        ),
+        Figure(
+            "short request: beside / alone",
+            round(beside / alone, 2),
+            "x",
+            "same run; a long prompt is prefilled in chunks, shortest remaining first",
+        ),
+    ]
+
+
+def _latency(client, model: str, messages: list[dict]) -> float:
+    started = time.perf_counter()
+    client.chat.completions.create(model=model, messages=messages, max_tokens=4, temperature=0)
+    return time.perf_counter() - started
 
 
 def ask(client, question: str, model: str, temperature: float) -> dict:
