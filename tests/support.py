@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hybrid import Bot, Hit, init_bot
+from indexes import embedder_for_bot, sync_index
 
 
 def hit(doc: str, text: str, score: float = 1.0) -> Hit:
@@ -40,6 +41,13 @@ def make_bot(folder: Path, **settings: object) -> Bot:
         assert found == 1, f"no single {key} line in the sample hybrid.toml"
     bot.config_file.write_text(text)
     return Bot.open(folder)
+
+
+def synced_bot(folder: Path, **settings: object) -> Bot:
+    """make_bot, with its documents indexed."""
+    bot = make_bot(folder, **settings)
+    sync_index(bot, embedder_for_bot(bot))
+    return bot
 
 
 def edit(path: Path, old: str, new: str) -> None:

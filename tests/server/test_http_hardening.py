@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from support import make_bot, serving
+from support import make_bot, serving, synced_bot
 
 from hybrid.keys import KeyStore
-from indexes import embedder_for_bot, sync_index
 from server.app import create_app
 
 CHAT = {"model": "", "messages": [{"role": "user", "content": "How do I return an item?"}]}
@@ -21,9 +20,7 @@ CHAT = {"model": "", "messages": [{"role": "user", "content": "How do I return a
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
-    bot = make_bot(tmp_path_factory.mktemp("hardening") / "bot", base=str(tiny_model_dir))
-    sync_index(bot, embedder_for_bot(bot))
-    return bot
+    return synced_bot(tmp_path_factory.mktemp("hardening") / "bot", base=str(tiny_model_dir))
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from support import make_bot, serving
+from support import make_bot, serving, synced_bot
 
 from hybrid.types import AdapterRef
-from indexes import embedder_for_bot, sync_index
 from server.app import create_app
 from training import AdapterNotFoundError, AdapterRegistry
 
@@ -24,9 +23,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
-    bot = make_bot(tmp_path_factory.mktemp("jobs") / "bot", base=str(tiny_model_dir))
-    sync_index(bot, embedder_for_bot(bot))
-    return bot
+    return synced_bot(tmp_path_factory.mktemp("jobs") / "bot", base=str(tiny_model_dir))
 
 
 def upload(bot, client: openai.OpenAI, lines: int = 24) -> str:

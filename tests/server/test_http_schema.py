@@ -11,23 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import make_bot, serving
-
-from indexes import embedder_for_bot, sync_index
-from server.app import create_app
+from support import synced_bot
 
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
-    bot = make_bot(tmp_path_factory.mktemp("schema") / "bot", base=str(tiny_model_dir))
-    sync_index(bot, embedder_for_bot(bot))
-    return bot
-
-
-@pytest.fixture(scope="module")
-def url(bot):
-    with serving(create_app(bot)) as url:
-        yield url
+    return synced_bot(tmp_path_factory.mktemp("schema") / "bot", base=str(tiny_model_dir))
 
 
 def test_the_schema_and_its_docs_pages_open_and_describe_openai_style_errors(url: str) -> None:
