@@ -25,6 +25,12 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+DEFAULT_HANDOVER = (
+    "I'm sorry, I can't answer that from our documents. Please contact our support team, "
+    "who will be glad to help."
+)
+
+
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """Base of every config table: immutable, and a misspelt key is an error."""
 
@@ -34,6 +40,9 @@ class BotSettings(_Section):
     system_prompt: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_SYSTEM_PROMPT
     docs_dir: Annotated[str, msgspec.Meta(min_length=1)] = "docs"
     data_dir: Annotated[str, msgspec.Meta(min_length=1)] = "data"
+    # What the bot says when its documents do not answer a question: it hands the
+    # customer over to a person (say how to reach one).
+    handover: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_HANDOVER
 
 
 class ModelSettings(_Section):

@@ -237,8 +237,10 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     assert (base["variant"], styled["variant"]) == ("base+rag", "adapter+rag")
     assert base["questions"] == styled["questions"] == 2
     assert {a["adapter"] for a in styled["answers"]} == {"kestrel@1"}
-    assert all(0 <= s[k] <= 1 for s in (base, styled)
-               for k in ("format_adherence", "rouge_l", "cited_the_document"))  # fmt: skip
+    assert all(0 <= s[k]["share"] <= 1 for s in (base, styled)
+               for k in ("key_facts", "invented_figures", "format_adherence"))  # fmt: skip
+    reports = list((bot.adapters_dir / "kestrel" / "1" / "evaluations").glob("eval-*.html"))
+    assert len(reports) == 1 and "adapter+rag" in reports[0].read_text()
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text(data.read_text() + "{oops\n")

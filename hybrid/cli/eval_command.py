@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +17,10 @@ from hybrid.types import AdapterRef
 def evaluate(
     ctx: typer.Context,
     golden: Annotated[
-        Path, typer.Argument(help='Golden set, JSONL: {"question", "reference", "doc_id"?}.')
+        Path,
+        typer.Argument(
+            help='Golden set, JSONL: {"question", "reference", "doc_id"?, "facts"?, "answerable"?}.'
+        ),
     ],
     adapter: Annotated[
         str | None, typer.Option(help="The adapter for the adapter variants: NAME[@VERSION].")
@@ -24,16 +28,24 @@ def evaluate(
     variants: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: base, base+rag, adapter, adapter+rag "
+            help="Comma-separated: base, base+rag, prompt, prompt+rag, adapter, adapter+rag "
             "(default: base+rag, and adapter+rag with --adapter)."
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the HTML report here (default: with the adapter version, or in "
+            ".hybrid/evaluations/)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Answer a golden set and score each variant: format adherence (the `evaluation`
-    rules of hybrid.toml), ROUGE-L against the references, and how often the needed
-    document was among the citations."""
+    """Answer a golden set in each variant and score the answers: key facts stated,
+    figures invented (in no source and not in the question), hand-overs on questions
+    the documents cannot answer (and on ones they can), format adherence, ROUGE-L, the
+    needed document cited, tokens and latency. Writes an HTML report."""
     from rich.console import Console
     from rich.table import Table
 
@@ -45,29 +57,61 @@ def evaluate(
         chosen = ["base+rag", "adapter+rag"] if ref else ["base+rag"]
     with stderr.status("Loading the models…"):
         quiet_model_libraries()
+        from server.eval_report import write_report
         from server.evaluation import evaluate as run_evaluation
         from server.evaluation import read_golden
 
         cases = read_golden(golden)[:limit]
-    with ProgressReport("Answering") as report:
+    with ProgressReport("Answering") as progress_report:
 
         def progress(variant: str, done: int) -> None:
-            report.update(done, len(cases), description=f"Answering ({variant})")
+            progress_report.update(done, len(cases), description=f"Answering ({variant})")
 
         scores = run_evaluation(bot, cases, chosen, ref, progress)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if report is None:
+        folder = bot.state_dir / "evaluations"
+        if ref is not None and any(v.startswith("adapter") for v in chosen):
+            from server.compose import find_adapter
+
+            folder = find_adapter(bot, ref).path / "evaluations"
+        report = folder / f"eval-{stamp}.html"
+    write_report(scores, report, f"{bot.config.bot.name}: {golden.name}, {stamp}")
     if as_json:
         echo_json([{**s.summary(), "answers": s.answers} for s in scores])
+        stderr.print(f"report: {report}")
         return
-    table = Table("variant", "format adherence", "ROUGE-L", "cited the document", "s/answer")
+    table = Table(
+        "variant", "key facts", "invented figures", "unanswerable handed over",
+        "answerable handed over", "format", "ROUGE-L", "prompt tokens", "s/answer",
+    )  # fmt: skip
     for score in scores:
         summary = score.summary()
         table.add_row(
-            summary["variant"]
-            + (f" ({ref})" if ref and summary["variant"].startswith("a") else ""),
-            f"{summary['format_adherence']:.1%}",
-            f"{summary['rouge_l']:.3f}",
-            f"{summary['cited_the_document']:.1%}" if "rag" in summary["variant"] else "–",
-            f"{summary['seconds_per_answer']:.1f}",
+            summary["variant"] + (f" ({ref})" if summary["variant"].startswith("adapter") else ""),
+            *(_share(summary[key]) for key in SHARES),
+            _number(summary["rouge_l"], ".3f"),
+            _number(summary["prompt_tokens"], ".0f"),
+            _number(summary["seconds_per_answer"], ".1f"),
         )
     Console(highlight=False).print(table)
-    typer.echo(f"{len(cases)} questions from {golden}")
+    typer.echo(f"{len(cases)} questions from {golden}; report: {report}")
+
+
+SHARES = (
+    "key_facts",
+    "invented_figures",
+    "handover_recall",
+    "answerable_handed_over",
+    "format_adherence",
+)
+
+
+def _share(value: dict) -> str:
+    if value["share"] is None:
+        return "–"
+    return f"{value['share']:.0%} ({value['count']}/{value['of']})"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
