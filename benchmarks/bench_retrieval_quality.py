@@ -21,9 +21,10 @@ def run() -> list[Figure]:
         embedder = embedder_for_bot(bot)
         sync_index(bot, embedder)
         retriever = HybridRetriever.for_bot(bot, embedder)
-        golden = [json.loads(line) for line in (bot.data_dir / "golden.jsonl").open()]
+        lines = (bot.data_dir / "golden.jsonl").open()
+        golden = [case for case in map(json.loads, lines) if case.get("answerable", True)]
         scores = {mode: _score(retriever, golden, mode) for mode in ("dense", "lexical", "hybrid")}
-    note = f"{len(golden)} golden questions, top {K} chunks"
+    note = f"{len(golden)} answerable golden questions, top {K} chunks"
     figures = []
     for mode, label in (("dense", "dense"), ("lexical", "lexical"), ("hybrid", "fused")):
         recall, mrr = scores[mode]

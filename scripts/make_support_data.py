@@ -47,7 +47,13 @@ def normalise(question: str) -> str:
     return " ".join(question.lower().split())
 
 
-def build(facts: list[dict], titles: dict[str, str], system_prompt: str) -> tuple[list, list]:
+def build(
+    facts: list[dict],
+    unanswerable: list[dict],
+    titles: dict[str, str],
+    config: dict,
+) -> tuple[list, list]:
+    system_prompt, handover = config["bot"]["system_prompt"], config["bot"]["handover"]
     train, golden = [], []
     for number, fact in enumerate(facts, start=1):
         where = f"{FACTS.name} fact {number}"
@@ -57,12 +63,16 @@ def build(facts: list[dict], titles: dict[str, str], system_prompt: str) -> tupl
             raise SystemExit(f"{where}: the answer is longer than {MAX_ANSWER_WORDS} words")
         answer = reply(fact["answer"], titles[fact["doc"]])
         if "golden" in fact:
+            lacking = [f for f in fact.get("facts", []) if f.lower() not in answer.lower()]
+            if not fact.get("facts") or lacking:
+                raise SystemExit(f"{where}: `facts` must list parts of the answer ({lacking})")
             golden.append(
                 {
                     "id": f"golden-{len(golden) + 1:03d}",
                     "question": fact["golden"],
                     "reference": answer,
                     "doc_id": fact["doc"],
+                    "facts": fact["facts"],
                 }
             )
             continue
@@ -76,6 +86,15 @@ def build(facts: list[dict], titles: dict[str, str], system_prompt: str) -> tupl
                     ]
                 }
             )
+    for question in unanswerable:
+        golden.append(
+            {
+                "id": f"golden-{len(golden) + 1:03d}",
+                "question": question["golden"],
+                "reference": handover,
+                "answerable": False,
+            }
+        )
     random.Random(SHUFFLE_SEED).shuffle(train)
     trained = {normalise(row["messages"][1]["content"]) for row in train}
     leaked = [row["question"] for row in golden if normalise(row["question"]) in trained]
@@ -92,9 +111,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args()
-    facts = tomllib.loads(FACTS.read_text())["fact"]
+    table = tomllib.loads(FACTS.read_text())
     config = tomllib.loads((TEMPLATE / "hybrid.toml").read_text())
-    train, golden = build(facts, policy_titles(TEMPLATE / "docs"), config["bot"]["system_prompt"])
+    train, golden = build(
+        table["fact"], table.get("unanswerable", []), policy_titles(TEMPLATE / "docs"), config
+    )
     outputs = {
         TEMPLATE / "data" / "train.jsonl": jsonl(train),
         TEMPLATE / "data" / "golden.jsonl": jsonl(golden),

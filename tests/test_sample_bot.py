@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hybrid.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "hybrid" / "templates" / "support"
 DOCS = sorted((TEMPLATE / "docs").glob("*.md"))
@@ -66,10 +68,19 @@ def test_the_golden_set_is_held_out_and_points_at_real_documents() -> None:
         normalise(r["messages"][1]["content"])
         for r in read_jsonl(TEMPLATE / "data" / "train.jsonl")
     }
-    for row in golden:
-        assert set(row) == {"id", "question", "reference", "doc_id"}
+    handover = load_config(TEMPLATE / "hybrid.toml").bot.handover
+    answerable = [row for row in golden if row.get("answerable", True)]
+    for row in answerable:
+        assert set(row) == {"id", "question", "reference", "doc_id", "facts"}
         assert row["doc_id"] in doc_ids
         assert FORMAT.match(row["reference"]), row["reference"]
+        assert row["facts"] and all(f.lower() in row["reference"].lower() for f in row["facts"])
+    unanswerable = [row for row in golden if not row.get("answerable", True)]
+    assert len(unanswerable) >= 12
+    assert all(row["reference"] == handover for row in unanswerable)
+    customers = [row for row in answerable if row["question"][0].islower()]
+    assert len(customers) >= 20, "questions worded as customers type them"
+    for row in golden:
         assert normalise(row["question"]) not in trained, row["question"]
     assert len({r["id"] for r in golden}) == len(golden)
 
