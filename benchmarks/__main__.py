@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks import (
+    bench_answers,
     bench_base_model,
     bench_index_sync,
     bench_matmul,
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "search_latency": bench_search_latency.run,
     "training": bench_training.run,
     "server": bench_server.run,
+    "answers": bench_answers.run,
 }
 
 

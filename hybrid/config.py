@@ -68,6 +68,9 @@ class GenerationSettings(_Section):
     # Above 1 discourages repeating the answer's own words (never the sources' words).
     repetition_penalty: Annotated[float, msgspec.Meta(ge=1.0, le=2.0)] = 1.1
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # An answer with sources writes only figures (numbers, amounts, dates) that appear
+    # in those sources or in the question.
+    grounded_figures: bool = True
 
 
 IndexKind = Literal["auto", "flat", "hnsw"]

@@ -25,6 +25,7 @@ from hybrid.types import AdapterRef, Generation, Hit, Message
 from server.engine import GenerationEngine
 from server.interactions import Interaction, InteractionLog
 from server.streams import DeltaStream, TokenStream
+from training.evaluation import invented_figures
 
 
 class TokenBudget(Protocol):
@@ -45,6 +46,11 @@ class Prompt:
     citations: list[Hit]  # the sources in it, best first
     conversation: list[Message]  # what the client sent
 
+    @property
+    def grounding(self) -> str:
+        """The text an answer's figures must come from: the question and its sources."""
+        return "\n".join([self.question, *(f"{h.title}\n{h.text}" for h in self.citations)])
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -55,6 +61,9 @@ class Answer:
     adapter: AdapterRef | None
     generation: Generation
     seconds: float
+    # Figures of the answer found in neither its sources nor the question, when nothing
+    # kept them out (generation.grounded_figures off, no sources, another generator).
+    ungrounded_figures: list[str]
 
 
 class Assistant:
@@ -132,6 +141,12 @@ class Assistant:
         adapter: AdapterRef | None = None,
         settings: GenerationSettings | None = None,
     ) -> Answer:
+        if isinstance(self.generator, GenerationEngine):  # the guarded path: see stream()
+            stream = self.stream(conversation, adapter=adapter, settings=settings)
+            for _ in stream:
+                pass
+            assert stream.answer is not None
+            return stream.answer
         started = time.perf_counter()
         settings = settings or self.settings
         prompt = self.prepare(conversation, settings)
@@ -168,8 +183,10 @@ class Assistant:
             stop=stop,
             timeout=timeout,
             asynchronous=asynchronous,
+            grounding=prompt.grounding if prompt.citations else None,
         )
-        return AnswerStream(self, _new_id(), prompt, adapter, tokens, started)
+        guarded = bool(prompt.citations) and settings.grounded_figures
+        return AnswerStream(self, _new_id(), prompt, adapter, tokens, started, guarded)
 
     def _fits(self, messages: Sequence[Message], answer_room: int) -> bool:
         """Whether the prompt leaves room for a full-length answer."""
@@ -178,7 +195,13 @@ class Assistant:
         return self.budget.prompt_tokens(messages) + answer_room <= self.budget.context_window
 
     def _finish(
-        self, answer_id: str, prompt: Prompt, generation: Generation, started: float
+        self,
+        answer_id: str,
+        prompt: Prompt,
+        generation: Generation,
+        started: float,
+        *,
+        guarded: bool = False,
     ) -> Answer:
         answer = Answer(
             id=answer_id,
@@ -188,8 +211,18 @@ class Assistant:
             adapter=generation.adapter,
             generation=generation,
             seconds=time.perf_counter() - started,
+            ungrounded_figures=[]
+            if guarded
+            else invented_figures(generation.text, prompt.grounding),
         )
-        self._log(answer_id, prompt, answer.adapter, started, generation=generation)
+        self._log(
+            answer_id,
+            prompt,
+            answer.adapter,
+            started,
+            generation=generation,
+            ungrounded=answer.ungrounded_figures,
+        )
         return answer
 
     def _log(
@@ -201,6 +234,7 @@ class Assistant:
         *,
         generation: Generation | None = None,
         error: BaseException | None = None,
+        ungrounded: Sequence[str] = (),
     ) -> None:
         """Record an answer (or the error that ended it) in the interaction log."""
         if self.log is None:
@@ -218,6 +252,7 @@ class Assistant:
                 completion_tokens=generation.completion_tokens if generation else None,
                 seconds=time.perf_counter() - started,
                 error=str(error) if error else None,
+                ungrounded_figures=tuple(ungrounded),
             )
         )
 
@@ -234,8 +269,10 @@ class AnswerStream(DeltaStream):
         adapter: AdapterRef | None,
         tokens: TokenStream,
         started: float,
+        guarded: bool,
     ) -> None:
         self.id = answer_id
+        self.guarded = guarded  # generated under the figure constraint
         self.prompt = prompt
         self.answer: Answer | None = None
         self._assistant = assistant
@@ -262,7 +299,7 @@ class AnswerStream(DeltaStream):
         if delta is None and self.answer is None:
             assert self._tokens.result is not None
             self.answer = self._assistant._finish(
-                self.id, self.prompt, self._tokens.result, self._started
+                self.id, self.prompt, self._tokens.result, self._started, guarded=self.guarded
             )
         return delta
 

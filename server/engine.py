@@ -34,12 +34,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import BusyError, HybridError, InvalidInputError, UnavailableError
 from hybrid.types import AdapterRef, Generation, Message
 from server.adapter_set import BASE, AdapterSet
+from server.grounding import AnswerGuard, grounded_figures
 from server.kv_batch import KVBatch, PrefixCache
 from server.packed_linear import pack_linear_layers
 from server.sampling import TokenSampler, whitespace_token_ids
@@ -72,7 +74,9 @@ class _Request:
     prefix_length: int = 0  # leading prompt tokens that other requests share (see PrefixCache)
     events: Any = field(default_factory=lambda: new_events(False))
     cancelled: threading.Event = field(default_factory=threading.Event)
+    guard: AnswerGuard = field(default_factory=lambda: AnswerGuard(None))
     answer_ids: list[int] = field(default_factory=list)  # the answer's tokens (no end token)
+    text: str = ""  # the answer's text so far, as the guard reads it
     sampled: int = 0  # tokens generated, an end token included
     sent: int = 0  # characters of the answer already streamed
     final_text: str | None = None
@@ -127,6 +131,7 @@ class GenerationEngine:
         pack_linear_layers(base.model, batch_hint=max_batch)
         self._adapters = AdapterSet(base.model)
         self._prefixes = PrefixCache()
+        self._token_texts: dict[int, str] = {}  # for the answer guard, decoding thread only
         # Under _wake: the queue, the prompts handed to the decoding thread, and how many
         # requests hold a batch row or are on their way to one.
         self._wake = threading.Condition()
@@ -182,10 +187,13 @@ class GenerationEngine:
         stop: Sequence[str] = (),
         timeout: float | None = None,
         asynchronous: bool = False,
+        grounding: str | None = None,
     ) -> TokenStream:
         """Queue a request; its tokens arrive on the returned stream (read it with
         `async for` if `asynchronous`, which must be called on the event loop). Raises at
-        once for an unknown adapter, a prompt longer than the context, or a full queue."""
+        once for an unknown adapter, a prompt longer than the context, or a full queue.
+        `grounding`: the text (sources and question) whose figures alone the answer may
+        write, when `settings.grounded_figures` (see server/grounding.py)."""
         record = self._resolve(adapter)
         prompt_ids = self._prompt_ids(messages)
         room = self.context_window - len(prompt_ids)
@@ -203,6 +211,11 @@ class GenerationEngine:
             adapter_path=str(record.path) if record else None,
             deadline=time.monotonic() + timeout if timeout else None,
             sampler=TokenSampler(settings, self._whitespace_ids),
+            guard=AnswerGuard(
+                grounded_figures(grounding)
+                if grounding is not None and settings.grounded_figures
+                else None
+            ),
             prefix_length=self._shared_prefix_length(messages, prompt_ids),
             events=new_events(asynchronous),
         )
@@ -427,7 +440,9 @@ class GenerationEngine:
                 )
                 done.add(row)
                 continue
-            token = request.sampler.next_token(logits[offset], request.answer_ids)
+            token = request.sampler.next_token(
+                logits[offset], request.answer_ids, accept=partial(self._accepts, request)
+            )
             reason = self._push(request, token)
             if reason is not None:
                 self._retire(request, self._finish(request, reason))
@@ -445,7 +460,7 @@ class GenerationEngine:
             self._flush(request, final=True)
             return "stop"
         request.answer_ids.append(token)
-        text = self._answer_text(request)
+        text = request.text = self._answer_text(request)
         for stop in request.stop:
             if stop in text:
                 self._flush(request, final=True, text=text[: text.index(stop)])
@@ -475,6 +490,15 @@ class GenerationEngine:
             request.sent = ready
         if final:
             request.final_text = text
+
+    def _accepts(self, request: _Request, token_id: int) -> bool:
+        return request.guard.allows(request.text, self._token_text(token_id))
+
+    def _token_text(self, token_id: int) -> str:
+        text = self._token_texts.get(token_id)
+        if text is None:
+            text = self._token_texts[token_id] = self.base.tokenizer.decode([token_id])
+        return text
 
     def _answer_text(self, request: _Request) -> str:
         text = self.base.tokenizer.decode(request.answer_ids, skip_special_tokens=True)

@@ -38,6 +38,11 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_2(db: sqlite3.Connection) -> None:
+    """Figures an answer wrote that its sources do not hold (when nothing kept them out)."""
+    db.execute("ALTER TABLE interactions ADD COLUMN ungrounded_figures TEXT")
+
+
 class CompletionNotFoundError(NotFoundError):
     code = "completion_not_found"
 
@@ -55,6 +60,7 @@ class Interaction:
     completion_tokens: int | None
     seconds: float
     error: str | None = None
+    ungrounded_figures: tuple[str, ...] = ()
 
 
 class InteractionLog:
@@ -63,7 +69,7 @@ class InteractionLog:
     def __init__(
         self, database: Path, *, redact_pii: bool = False, pii_allowed: Sequence[str] = ()
     ) -> None:
-        self.db = open_database(database, "interactions", [_migration_1])
+        self.db = open_database(database, "interactions", [_migration_1, _migration_2])
         self.redact_pii = redact_pii
         self.pii_allowed = tuple(pii_allowed)  # the company's own public contacts
         self._lock = threading.Lock()
@@ -75,7 +81,8 @@ class InteractionLog:
             self.db.execute(
                 "INSERT INTO interactions (id, created_at, adapter, question, messages, "
                 "chunk_ids, answer, finish_reason, prompt_tokens, completion_tokens, "
-                "latency_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "latency_ms, error, ungrounded_figures) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     interaction.id,
                     time.time(),
@@ -89,6 +96,7 @@ class InteractionLog:
                     interaction.completion_tokens,
                     round(interaction.seconds * 1000, 1),
                     interaction.error,
+                    json.dumps(list(interaction.ungrounded_figures)),
                 ],
             )
 

@@ -17,6 +17,7 @@ from functools import partial
 from hybrid.bot import Bot
 from hybrid.config import with_training
 from hybrid.errors import HybridError
+from indexes import IndexNotReadyError, open_retriever
 from server.files import FileStore
 from server.jobs import Job, JobStore
 from training import Progress, TrainRequest, can_resume, discard_run, train_adapter
@@ -108,11 +109,18 @@ class JobRunner:
                 },
             )
 
+        try:
+            # Trained as served: with the sources the published index finds, if any.
+            retriever = open_retriever(bot)
+        except IndexNotReadyError:
+            retriever = None
         request = TrainRequest(
             train_file=files.path(spec.training_file),
             name=spec.adapter,
             eval_file=files.path(spec.validation_file) if spec.validation_file else None,
             resume=resume,
+            retriever=retriever,
+            index_version=retriever.version() if retriever is not None else None,
         )
         try:
             result = train_adapter(bot, request, progress)

@@ -8,11 +8,13 @@ gives the same answer whatever else is in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hybrid.config import GenerationSettings
 
 GREEDY_BELOW = 1e-4  # temperatures under this decode greedily
+REDRAWS = 16  # refused tokens taken out before the rest are tried in order
 
 if TYPE_CHECKING:
     import torch
@@ -29,10 +31,39 @@ class TokenSampler:
         self.exempt_ids = exempt_ids
         self.generator = torch.Generator().manual_seed(settings.seed)
 
-    def next_token(self, logits: torch.Tensor, answer_ids: list[int]) -> int:
+    def next_token(
+        self,
+        logits: torch.Tensor,
+        answer_ids: list[int],
+        accept: Callable[[int], bool] | None = None,
+    ) -> int:
         """`logits`: this request's row (vocabulary,), float32; `answer_ids`: the tokens
         it has generated so far. The prompt's tokens are not penalised: those are the
-        sources' words, which the answer should quote."""
+        sources' words, which the answer should quote. `accept`: whether a token may be
+        written (server/grounding.py); the choice is made among those it accepts."""
+        token = self._choose(logits, answer_ids)
+        if accept is None or accept(token):
+            return token
+        return self._best_accepted(logits, answer_ids, accept)
+
+    def _best_accepted(
+        self, logits: torch.Tensor, answer_ids: list[int], accept: Callable[[int], bool]
+    ) -> int:
+        """The most likely accepted token (greedy), or a draw among accepted ones: refused
+        tokens are taken out one at a time, since a refusal is rare and the accepted
+        token is nearly always among the next few."""
+        logits = logits.clone()
+        for _ in range(REDRAWS):
+            logits[self._choose(logits, answer_ids)] = float("-inf")
+            token = self._choose(logits, answer_ids)
+            if accept(token):
+                return token
+        for token in logits.argsort(descending=True).tolist():
+            if accept(token):
+                return token
+        raise AssertionError("no token is accepted")  # the end-of-turn token always is
+
+    def _choose(self, logits: torch.Tensor, answer_ids: list[int]) -> int:
         import torch
 
         settings = self.settings

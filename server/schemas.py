@@ -108,6 +108,9 @@ class ChatCompletion(msgspec.Struct, kw_only=True):
     choices: list[Choice]
     usage: Usage
     citations: list[Citation]
+    # Figures of the answer in none of its sources nor the question: only when nothing
+    # kept them out (no sources, or generation.grounded_figures off).
+    ungrounded_figures: list[str] = msgspec.field(default_factory=list)
     system_fingerprint: str | None = None
 
 
@@ -131,6 +134,7 @@ class ChatCompletionChunk(msgspec.Struct, kw_only=True, omit_defaults=True):
     choices: list[ChunkChoice]
     usage: Usage | None = None
     citations: list[Citation] | None = None
+    ungrounded_figures: list[str] | None = None
 
 
 class Model(msgspec.Struct, kw_only=True):

@@ -228,7 +228,12 @@ def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_di
     missing = run("-C", str(bot.root), "adapters", "show", "kestrel@9")
     assert missing.returncode == 1 and "no version 9" in missing.stderr
 
+    assert record["manifest"]["with_retrieval"] is False, "no index yet: trained without"
     assert run("-C", str(bot.root), "index", "sync").returncode == 0
+    served = run("-C", str(bot.root), "train", str(data), "--name", "served",
+                 "--max-steps", "1", "--json")  # fmt: skip
+    manifest = json.loads(served.stdout)["manifest"]
+    assert (manifest["with_retrieval"], manifest["index_version"]) == (True, 1), "as served"
     golden = str(bot.data_dir / "golden.jsonl")
     evaluated = run("-C", str(bot.root), "eval", golden, "--adapter", "kestrel",
                     "--limit", "2", "--json")  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,6 +86,19 @@ class _BadLine(Exception):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(message)
         self.check = check
+
+
+def with_system_prompt(example: Example, system_prompt: str) -> Example:
+    """`example` led by `system_prompt` when it has no system turn of its own, as the bot
+    is served: a chat template would otherwise put in a default of its own (SmolLM2's
+    names itself SmolLM), and the adapter would learn a prompt it is never served with."""
+    if example.messages[0].role == "system":
+        return example
+    return replace(
+        example,
+        messages=(Message("system", system_prompt), *example.messages),
+        trained=(False, *example.trained),
+    )
 
 
 def read_dataset(path: Path) -> Dataset:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybrid.config import TrainingSettings
-from training.datasets import DataProblem, Dataset, Example, Severity, read_dataset
+from training.datasets import (
+    DataProblem,
+    Dataset,
+    Example,
+    Severity,
+    read_dataset,
+    with_system_prompt,
+)
 from training.pii import find_pii, redact
 from training.rendering import tokenize_example
 from training.similarity import jaccard, normalise, shingles, similar_pairs
@@ -133,16 +140,33 @@ def lint_for_training(
     eval_file: Path | None,
     tokenizer: PreTrainedTokenizerBase,
     settings: TrainingSettings,
+    system_prompt: str,
 ) -> LintReport:
     """lint_data as `hybrid data lint` and `hybrid train` run it: lengths measured with
-    the base model's tokenizer and chat template, limits from the bot's [training]."""
-    return lint_data(
+    the base model's tokenizer and chat template on the examples as trained (led by the
+    bot's system prompt where they have none), limits from the bot's [training]."""
+
+    def count_tokens(example: Example) -> int:
+        trained = with_system_prompt(example, system_prompt)
+        return len(tokenize_example(tokenizer, trained).input_ids)
+
+    report = lint_data(
         train_file,
         eval_file=eval_file,
-        count_tokens=lambda example: len(tokenize_example(tokenizer, example).input_ids),
+        count_tokens=count_tokens,
         max_seq_length=settings.max_seq_length,
         pii_allowed=settings.pii_allowed,
     )
+    unled = sum(1 for example in report.train.examples if example.messages[0].role != "system")
+    if unled:
+        message = (
+            f"{unled} example(s) have no system turn: training gives them the bot's system "
+            "prompt (bot.system_prompt), as serving does"
+        )
+        report.problems.append(
+            DataProblem(str(train_file), None, "system_prompt_added", message, "warning")
+        )
+    return report
 
 
 def write_redacted(dataset: Dataset, target: Path, allowed: Collection[str] = ()) -> int:

@@ -30,7 +30,7 @@ from hybrid.protocols import Retriever
 from training.base_model import BaseModel, load_base_model
 from training.batching import epoch_batches, epochs_for, micro_batches
 from training.checkpoints import RunFolder
-from training.datasets import Example
+from training.datasets import Example, with_system_prompt
 from training.forward import token_losses
 from training.lint import lint_for_training
 from training.loss_curve import plot_loss_curve
@@ -48,8 +48,10 @@ class TrainRequest:
     resume: bool = False
     force: bool = False  # train despite lint errors, leaving the bad lines out
     max_steps: int | None = None  # stop early (smoke tests, quick trials)
-    # Retrieval-aware training: each question gets the sources this retriever finds.
+    # Retrieval-aware training: each question gets the sources this retriever finds
+    # (in index version `index_version`, recorded in the manifest).
     retriever: Retriever | None = None
+    index_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,13 @@ def _datasets(
     share of the examples is held out."""
     settings = bot.config.training
     tokenizer = base.tokenizer
+    system_prompt = bot.config.bot.system_prompt
     report = lint_for_training(
-        request.train_file, eval_file=request.eval_file, tokenizer=tokenizer, settings=settings
+        request.train_file,
+        eval_file=request.eval_file,
+        tokenizer=tokenizer,
+        settings=settings,
+        system_prompt=system_prompt,
     )
     whole_file = [problem for problem in report.errors if problem.line is None]
     if whole_file:  # a missing or empty file: nothing that --force could leave out
@@ -281,12 +288,13 @@ def _datasets(
         )
 
     def prepared(example: Example) -> Example:
+        example = with_system_prompt(example, system_prompt)
         if request.retriever is None:
             return example
         return with_retrieval(
             example,
             request.retriever,
-            system_prompt=bot.config.bot.system_prompt,
+            system_prompt=system_prompt,
             top_k=bot.config.retrieval.top_k,
         )
 
@@ -468,6 +476,7 @@ def _manifest(
         "data_hash": identity["data_hash"],
         "qlora": request.qlora,
         "with_retrieval": request.retriever is not None,
+        "index_version": request.index_version,
         "hyperparameters": identity["settings"],
         "metrics": {
             "steps": steps,

@@ -46,7 +46,13 @@ def lint(
         tokenizer = load_tokenizer(
             bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir
         )
-    report = lint_for_training(file, eval_file=eval_file, tokenizer=tokenizer, settings=settings)
+    report = lint_for_training(
+        file,
+        eval_file=eval_file,
+        tokenizer=tokenizer,
+        settings=settings,
+        system_prompt=bot.config.bot.system_prompt,
+    )
     if redact_to is not None:
         changed = write_redacted(report.train, redact_to, settings.pii_allowed)
         stderr.print(f"Wrote {redact_to}: {changed} message(s) redacted.")

@@ -31,13 +31,15 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Train despite lint errors, leaving those lines out.")
     ] = False,
-    with_retrieval: Annotated[
-        bool,
+    retrieval: Annotated[
+        bool | None,
         typer.Option(
-            "--with-retrieval",
-            help="Give each question the sources the index finds for it, as when served.",
+            "--retrieval/--no-retrieval",
+            help="Give each question the sources the index finds for it, as when served "
+            "(default: when the bot has a published index).",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     max_steps: Annotated[
         int | None, typer.Option(min=1, help="Stop after this many optimizer steps.")
     ] = None,
@@ -63,13 +65,16 @@ def train(
     bot = Bot(bot.root, config)
     with stderr.status("Loading the base model and checking the data…"):
         quiet_model_libraries()
+        from indexes import IndexNotReadyError, open_retriever
         from training import TrainRequest, train_adapter
 
         retriever = None
-        if with_retrieval:
-            from indexes import open_retriever
-
-            retriever = open_retriever(bot)
+        if retrieval is not False:
+            try:
+                retriever = open_retriever(bot)
+            except IndexNotReadyError:
+                if retrieval:  # asked for: say that the index is missing
+                    raise
 
     request = TrainRequest(
         train_file=file,
@@ -80,6 +85,7 @@ def train(
         force=force,
         max_steps=max_steps,
         retriever=retriever,
+        index_version=retriever.version() if retriever is not None else None,
     )
     fields = ("loss {loss}", "{rate} tokens/s")
     with ProgressReport("Training", fields=fields) as report:

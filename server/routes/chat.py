@@ -155,6 +155,7 @@ async def _events(
         yield chunk(
             [ChunkChoice(delta=Delta(), finish_reason=answer.generation.finish_reason)],
             citations=Citation.numbered(answer.citations),
+            ungrounded_figures=answer.ungrounded_figures,
         )
         if include_usage:
             yield chunk([], usage=_usage(answer))
@@ -184,6 +185,7 @@ def _completion(answer: Answer, model: str) -> ChatCompletion:
         ],
         usage=_usage(answer),
         citations=Citation.numbered(answer.citations),
+        ungrounded_figures=answer.ungrounded_figures,
     )
 
 

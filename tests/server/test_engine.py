@@ -4,6 +4,7 @@ timeouts and the bounded queue behave as a client expects."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -216,3 +217,36 @@ def test_a_promoted_version_is_a_new_identity(bot, engine: GenerationEngine) -> 
     second = engine.generate(ask("Hi"), GREEDY, AdapterRef("style"))
     assert second.adapter == AdapterRef("style", 2)
     assert {"style@1", "style@2"} <= set(engine.loaded_adapters())
+
+
+def test_an_answer_writes_only_figures_its_own_sources_hold(bot) -> None:
+    """A tiny model made to prefer writing 9, then 4, then 5 to anything else: without
+    sources it writes 9s; with sources it writes their figures, each row its own."""
+    import torch
+
+    base = load_base(bot, register_gqa_attention())
+    tokenizer = base.tokenizer
+    bias = torch.zeros(base.model.lm_head.out_features)
+    for digit, preference in (("9", 100.0), ("4", 90.0), ("5", 80.0)):
+        bias[tokenizer.convert_tokens_to_ids(digit)] = preference
+    base.model.lm_head.bias = torch.nn.Parameter(bias, requires_grad=False)
+    engine = GenerationEngine(base, max_batch=4)
+    try:
+        settings = msgspec.structs.replace(GREEDY, max_new_tokens=8, repetition_penalty=1.0)
+        free = engine.generate(ask("What is the fee?"), settings).text
+        assert free.startswith("9999"), free
+        streams = {
+            figure: engine.submit(
+                ask("What is the fee?"), settings, grounding=f"The fee is ${figure} a month."
+            )
+            for figure in ("45", "59")
+        }
+        for figure, stream in streams.items():
+            text = stream.generation().text
+            written = re.findall(r"\d+", text)
+            assert written and set(written) == {figure}, (figure, text)
+        off = msgspec.structs.replace(settings, grounded_figures=False)
+        unguarded = engine.generate(ask("What is the fee?"), off)
+        assert unguarded.text == free, "grounded_figures = false leaves the model as it is"
+    finally:
+        engine.close()

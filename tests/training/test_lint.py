@@ -219,7 +219,7 @@ def test_conversations_no_template_can_render_are_errors_not_crashes(cli_bot, tm
     result = run_lint(cli_bot, str(file), "--json")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     problems = {(p["line"], p["check"]) for p in json.loads(result.stdout)["problems"]}
-    assert problems == {(2, "role_order"), (3, "encoding")}
+    assert problems == {(2, "role_order"), (3, "encoding"), (None, "system_prompt_added")}
 
 
 def test_the_cli_passes_the_sample_data_and_fails_a_broken_file(cli_bot, tmp_path: Path) -> None:
@@ -236,3 +236,22 @@ def test_the_cli_passes_the_sample_data_and_fails_a_broken_file(cli_bot, tmp_pat
     assert payload["errors"] == 15 and payload["problems"][0]["line"] == 2
     text = run_lint(cli_bot, str(broken))
     assert text.returncode == 1 and "… and 5 more parse problem(s)" in text.stdout
+
+
+def test_examples_without_a_system_turn_are_measured_and_trained_with_the_bots(
+    cli_bot, tmp_path: Path
+) -> None:
+    from training import load_tokenizer, tokenize_example
+    from training.datasets import with_system_prompt
+
+    file = write(tmp_path / "bare.jsonl", chat("Do gift cards expire?", "No.", system=False))
+    result = run_lint(cli_bot, str(file), "--json")
+    assert result.returncode == 0, result.stdout
+    (problem,) = json.loads(result.stdout)["problems"]
+    assert problem["check"] == "system_prompt_added" and problem["severity"] == "warning"
+    (example,) = read_dataset(file).examples
+    tokenizer = load_tokenizer(cli_bot.config.models.base, base_dir=cli_bot.root,
+                               models_dir=cli_bot.models_dir)  # fmt: skip
+    trained = tokenize_example(tokenizer, with_system_prompt(example, "Be Kestrel."))
+    prompt = tokenizer.decode(trained.input_ids)
+    assert "Be Kestrel." in prompt and "SmolLM" not in prompt, "never the template's default"

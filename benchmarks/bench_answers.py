@@ -1,0 +1,74 @@
+"""Right answers, measured as `hybrid eval` measures them, on the sample bot's whole
+golden set with the embedded SmolLM2-135M: key facts stated, answers with an invented
+figure, hand-over recall and false hand-overs, format adherence, ROUGE-L, prompt tokens
+and latency, for the base model and the prompt-first baseline, both with retrieval.
+Then evaluation throughput: the same questions batched (the engine's continuous
+batching) against one by one."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Figure
+from hybrid.bot import init_bot
+from indexes import embedder_for_bot, sync_index
+from server.evaluation import evaluate, read_golden
+
+VARIANTS = ["base+rag", "prompt+rag"]
+THROUGHPUT_QUESTIONS = 16
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory() as scratch:
+        bot = init_bot(Path(scratch) / "bot")
+        sync_index(bot, embedder_for_bot(bot))
+        cases = read_golden(bot.data_dir / "golden.jsonl")
+        figures = []
+        for score in evaluate(bot, cases, VARIANTS):
+            figures += _quality(score.summary())
+        subset = cases[:THROUGHPUT_QUESTIONS]
+        timed = {}
+        for name, at_once in (("batched", None), ("one by one", 1)):
+            started = time.perf_counter()
+            evaluate(bot, subset, ["base+rag"], at_once=at_once)
+            timed[name] = time.perf_counter() - started
+    note = f"the first {len(subset)} golden questions, base+rag, model loading included"
+    return [
+        *figures,
+        Figure("evaluation, batched", round(timed["batched"], 1), "s", note),
+        Figure("evaluation, one by one", round(timed["one by one"], 1), "s", note),
+        Figure(
+            "evaluation throughput, batched / one by one",
+            round(timed["one by one"] / timed["batched"], 2),
+            "x",
+            "same questions, same run; target >= 3",
+        ),
+    ]
+
+
+def _quality(summary: dict) -> list[Figure]:
+    variant = summary["variant"]
+    shares = (
+        ("key facts stated", "key_facts", "of answerable questions; target >= 90%"),
+        ("answers with an invented figure", "invented_figures", "of all answers; target 0"),
+        ("unanswerable questions handed over", "handover_recall", "target >= 90%"),
+        ("answerable questions handed over", "answerable_handed_over", "target <= 5%"),
+        ("format adherence", "format_adherence", "the [evaluation] rules"),
+    )
+    figures = [
+        Figure(
+            f"{variant}: {label}",
+            round(100 * (summary[key]["share"] or 0), 1),
+            "%",
+            f"{summary[key]['count']}/{summary[key]['of']} {note}",
+        )
+        for label, key, note in shares
+    ]
+    figures += [
+        Figure(f"{variant}: ROUGE-L", summary["rouge_l"], "", "answerable questions, mean"),
+        Figure(f"{variant}: prompt tokens", summary["prompt_tokens"], "tokens", "per request"),
+        Figure(f"{variant}: latency", summary["seconds_per_answer"], "s", "per answer, batched"),
+    ]
+    return figures
