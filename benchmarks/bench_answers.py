@@ -3,7 +3,8 @@ golden set with the embedded SmolLM2-135M: key facts stated, answers with an inv
 figure, hand-over recall and false hand-overs, format adherence, ROUGE-L, prompt tokens
 and latency, for the base model and the prompt-first baseline, both with retrieval.
 Then evaluation throughput: the same questions batched (the engine's continuous
-batching) against one by one."""
+batching) against one by one; and decoding speed with the figure constraint against
+without it, same questions."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import msgspec
+
 from benchmarks.common import Figure
-from hybrid.bot import init_bot
+from hybrid.bot import Bot, init_bot
 from indexes import embedder_for_bot, sync_index
 from server.evaluation import evaluate, read_golden
 
@@ -34,6 +37,7 @@ def run() -> list[Figure]:
             started = time.perf_counter()
             evaluate(bot, subset, ["base+rag"], at_once=at_once)
             timed[name] = time.perf_counter() - started
+        speeds = {grounded: _decoding_speed(bot, subset, grounded) for grounded in (True, False)}
     note = f"the first {len(subset)} golden questions, base+rag, model loading included"
     return [
         *figures,
@@ -45,7 +49,23 @@ def run() -> list[Figure]:
             "x",
             "same questions, same run; target >= 3",
         ),
+        Figure(
+            "decoding with the figure constraint / without",
+            round(speeds[True] / speeds[False], 3),
+            "x",
+            f"{speeds[True]:.1f} / {speeds[False]:.1f} tokens/s over the same {len(subset)} "
+            "questions batched (base+rag); target > 0.9",
+        ),
     ]
+
+
+def _decoding_speed(bot: Bot, cases: list, grounded: bool) -> float:
+    """Completion tokens per second of answering `cases` together, base+rag."""
+    generation = msgspec.structs.replace(bot.config.generation, grounded_figures=grounded)
+    configured = Bot(bot.root, msgspec.structs.replace(bot.config, generation=generation))
+    (score,) = evaluate(configured, cases, ["base+rag"])
+    tokens = sum(answer["completion_tokens"] or 0 for answer in score.answers)
+    return tokens / score.seconds
 
 
 def _quality(summary: dict) -> list[Figure]:

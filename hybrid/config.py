@@ -117,6 +117,10 @@ class RetrievalSettings(_Section):
     rrf_k: Annotated[int, msgspec.Meta(ge=1)] = 1
     # How deep each ranking is read before fusing.
     candidates: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    # Hand over (bot.handover) without generating when the best chunk's dense (cosine)
+    # similarity to the question is below this; 0: never. `hybrid eval calibrate`
+    # chooses it from a golden set's answerable and unanswerable questions.
+    handover_below: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
 
 
 class TrainingSettings(_Section):
@@ -226,6 +230,32 @@ def with_training(config: Config, **values: Any) -> Config:
             f"training.{name} = {given.get(name)!r}: {_lowercase_first(problem)}", param=name
         ) from None
     return msgspec.structs.replace(config, training=training)
+
+
+def write_setting(file: Path, section: str, key: str, value: float | int | str) -> None:
+    """Set `section.key` in a hybrid.toml, keeping its comments and layout: the key's
+    line is replaced, or added at the end of its section (created if missing). The
+    result is validated before it is written."""
+    text = file.read_text(encoding="utf-8")
+    line = f"{key} = {_toml_value(value)}"
+    header = re.search(rf"^\[{re.escape(section)}\]\s*$", text, flags=re.MULTILINE)
+    if header is None:
+        text = text.rstrip("\n") + f"\n\n[{section}]\n{line}\n"
+    else:
+        following = re.search(r"^\[", text[header.end() :], flags=re.MULTILINE)
+        end = header.end() + (following.start() if following else len(text) - header.end())
+        body = text[header.end() : end]
+        replaced, found = re.subn(rf"^{re.escape(key)}\s*=.*$", line, body, flags=re.MULTILINE)
+        if not found:
+            replaced = body.rstrip("\n") + f"\n{line}\n" + ("\n" if following else "")
+        text = text[: header.end()] + replaced + text[end:]
+    try:
+        msgspec.convert(tomllib.loads(text), Config)
+    except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise ConfigError(file, f"cannot set `{section}.{key}`: {exc}") from None
+    temporary = file.with_name(f".{file.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(file)
 
 
 def load_config(file: Path) -> Config:

@@ -28,6 +28,10 @@ class Retriever(Protocol):
 
     def search(self, query: str, k: int) -> list[Hit]: ...
 
+    def relevance(self, query: str) -> float:
+        """How closely the best chunk matches `query` (for a hand-over threshold)."""
+        ...
+
 
 @runtime_checkable
 class Generator(Protocol):

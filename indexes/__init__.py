@@ -4,6 +4,7 @@ Knows nothing of training. The front door: load an embedder, sync a bot's docs f
 into a new index version, search the published version, and inspect or roll it back.
 """
 
+from indexes.calibration import Calibration, calibrate_handover
 from indexes.embedders import (
     EMBEDDED_EMBEDDERS,
     SentenceTransformerEmbedder,
@@ -24,6 +25,7 @@ from indexes.sync import SyncSummary, sync_index
 
 __all__ = [
     "EMBEDDED_EMBEDDERS",
+    "Calibration",
     "CheckReport",
     "HashingEmbedder",
     "HybridRetriever",
@@ -31,6 +33,7 @@ __all__ = [
     "LoadProblem",
     "SentenceTransformerEmbedder",
     "SyncSummary",
+    "calibrate_handover",
     "check_index",
     "embedder_for_bot",
     "index_status",

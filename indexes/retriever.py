@@ -122,6 +122,16 @@ class HybridRetriever:
         # on the order documents were indexed in: the same files give the same ranking.
         return sorted(_hits(store, ranked), key=lambda hit: (-hit.score, hit.chunk_id))[:k]
 
+    def relevance(self, query: str) -> float:
+        """The dense (cosine) similarity of the best chunk to `query`: rank fusion's
+        scores depend on ranks alone, so they cannot say that nothing matches."""
+        store = self._store()
+        version = store.published_version()
+        if version is None:
+            raise IndexNotReadyError()
+        best = self._dense(version, self.embedder.embed([query])[0], 1, None)
+        return best[0].score if best else 0.0
+
     def version(self) -> int | None:
         """The published index version searches read now (None before the first sync)."""
         return self._store().published_version()

@@ -17,14 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from hybrid.config import GenerationSettings
+from hybrid.config import DEFAULT_HANDOVER, GenerationSettings
 from hybrid.errors import HybridError, InvalidInputError
 from hybrid.prompt import build_messages
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
 from server.engine import GenerationEngine
 from server.interactions import Interaction, InteractionLog
-from server.streams import DeltaStream, TokenStream
+from server.streams import DeltaStream, TokenStream, finished_stream
 from training.evaluation import invented_figures
 
 
@@ -45,6 +45,7 @@ class Prompt:
     messages: list[Message]  # what the model is given
     citations: list[Hit]  # the sources in it, best first
     conversation: list[Message]  # what the client sent
+    handover: bool = False  # nothing relevant was found: the answer is the hand-over
 
     @property
     def grounding(self) -> str:
@@ -77,8 +78,14 @@ class Assistant:
         top_k: int = 3,
         budget: TokenBudget | None = None,
         log: InteractionLog | None = None,
+        handover: str = DEFAULT_HANDOVER,
+        handover_below: float = 0.0,
     ) -> None:
         self.generator = generator
+        # When retrieval finds nothing closer than `handover_below`, the answer is the
+        # hand-over, given without the model (which would guess).
+        self.handover = handover
+        self.handover_below = handover_below
         self.system_prompt = system_prompt
         self.settings = settings
         self.retriever = retriever
@@ -113,6 +120,8 @@ class Assistant:
         if not question:
             raise InvalidInputError("the question is empty", param="messages")
         room = (settings or self.settings).max_new_tokens
+        if self._nothing_relevant(question):
+            return Prompt(question, [], [], turns, handover=True)
         history = [turn for turn in turns[:-1] if turn.role != "system"]
         if self.budget is not None:
             history = _within_reach(question, history, self.budget, room)
@@ -151,6 +160,10 @@ class Assistant:
         settings = settings or self.settings
         prompt = self.prepare(conversation, settings)
         answer_id = _new_id()
+        if prompt.handover:
+            text = self.handover
+            done = Generation(text=text, prompt_tokens=0, completion_tokens=0, finish_reason="stop")
+            return self._finish(answer_id, prompt, done, started, guarded=True)
         try:
             generation = self.generator.generate(prompt.messages, settings, adapter)
         except HybridError as exc:
@@ -175,6 +188,9 @@ class Assistant:
         started = time.perf_counter()
         settings = settings or self.settings
         prompt = prompt or self.prepare(conversation, settings)
+        if prompt.handover:
+            tokens = finished_stream(self.handover, asynchronous)
+            return AnswerStream(self, _new_id(), prompt, None, tokens, started, guarded=True)
         engine = cast(GenerationEngine, self.generator)
         tokens = engine.submit(
             prompt.messages,
@@ -187,6 +203,11 @@ class Assistant:
         )
         guarded = bool(prompt.citations) and settings.grounded_figures
         return AnswerStream(self, _new_id(), prompt, adapter, tokens, started, guarded)
+
+    def _nothing_relevant(self, question: str) -> bool:
+        if self.retriever is None or self.handover_below <= 0:
+            return False
+        return self.retriever.relevance(question) < self.handover_below
 
     def _fits(self, messages: Sequence[Message], answer_room: int) -> bool:
         """Whether the prompt leaves room for a full-length answer."""

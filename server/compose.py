@@ -48,6 +48,8 @@ def open_assistant(
         top_k=bot.config.retrieval.top_k,
         budget=engine,
         log=log,
+        handover=bot.config.bot.handover,
+        handover_below=bot.config.retrieval.handover_below if retriever else 0.0,
     )
 
 

@@ -52,6 +52,15 @@ class DeltaStream:
             yield delta
 
 
+def finished_stream(text: str, asynchronous: bool) -> TokenStream:
+    """A stream that is already over: `text` as its one delta, with no tokens generated
+    (a hand-over answered without the model)."""
+    events = new_events(asynchronous)
+    events.put(text)
+    events.put(Generation(text=text, prompt_tokens=0, completion_tokens=0, finish_reason="stop"))
+    return TokenStream(events, threading.Event())
+
+
 class TokenStream(DeltaStream):
     """One request's output: iterate for text deltas (`async for` when submitted with
     asynchronous=True); `result` is the Generation once the iteration ends. `cancel()`

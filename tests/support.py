@@ -35,7 +35,8 @@ def make_bot(folder: Path, **settings: object) -> Bot:
     sample hybrid.toml (every setting is written there once)."""
     bot = init_bot(folder)
     text = bot.config_file.read_text()
-    for key, value in {"embedder": "hashing", **settings}.items():
+    # The sample's hand-over threshold is calibrated for its embedder, not this one.
+    for key, value in {"embedder": "hashing", "handover_below": 0.0, **settings}.items():
         literal = f'"{value}"' if isinstance(value, str) else str(value).lower()
         text, found = re.subn(rf"^{key} = .*$", f"{key} = {literal}", text, flags=re.MULTILINE)
         assert found == 1, f"no single {key} line in the sample hybrid.toml"

@@ -153,3 +153,53 @@ def _when(timestamp: Any) -> str:
     if not timestamp:
         return "-"
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    golden: Annotated[
+        Path, typer.Argument(help='Golden set with unanswerable lines ("answerable": false).')
+    ],
+    max_false: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.5, help="Share of answerable questions it may hand over."),
+    ] = 0.05,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the threshold; leave hybrid.toml as it is.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Choose retrieval.handover_below: below it, the best chunk is too far from the
+    question to answer from, and the bot hands over (bot.handover) without generating.
+    The threshold hands over as many of GOLDEN's unanswerable questions as it can while
+    handing over at most --max-false of its answerable ones; written to hybrid.toml."""
+    from dataclasses import asdict
+
+    from hybrid.config import write_setting
+
+    bot = current_bot(ctx)
+    with stderr.status("Loading the embedder…"):
+        quiet_model_libraries()
+        from indexes import calibrate_handover, open_retriever
+        from server.evaluation import read_golden
+
+        cases = read_golden(golden)
+        retriever = open_retriever(bot)
+    result = calibrate_handover(
+        retriever,
+        [case.question for case in cases if case.answerable],
+        [case.question for case in cases if not case.answerable],
+        max_false=max_false,
+    )
+    if not dry_run:
+        write_setting(bot.config_file, "retrieval", "handover_below", result.threshold)
+    if as_json:
+        echo_json({**asdict(result), "written": not dry_run})
+        return
+    typer.echo(
+        f"retrieval.handover_below = {result.threshold}: hands over "
+        f"{result.handed_over_unanswerable}/{result.unanswerable} unanswerable and "
+        f"{result.handed_over_answerable}/{result.answerable} answerable questions of "
+        f"{golden.name}" + ("" if dry_run else f"; written to {bot.config_file}")
+    )

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from hybrid import Config, ConfigError, load_config
+from hybrid.config import write_setting
 
 TEMPLATE_CONFIG = (
     Path(__file__).resolve().parents[2] / "hybrid" / "templates" / "support" / "hybrid.toml"
@@ -122,3 +123,19 @@ def test_the_threads_setting_limits_torch_before_and_after_it_is_imported() -> N
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.split() == ["1", "1", "1"], out.stderr
+
+
+def test_a_setting_is_written_in_place_keeping_comments_and_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "# my bot\n[retrieval]\n# how many\ntop_k = 3\n\n[server]\nport = 9000\n"
+    )
+    write_setting(path, "retrieval", "handover_below", 0.25)
+    write_setting(path, "retrieval", "top_k", 5)
+    write_setting(path, "generation", "seed", 7)
+    config = load_config(path)
+    assert (config.retrieval.handover_below, config.retrieval.top_k) == (0.25, 5)
+    assert (config.server.port, config.generation.seed) == (9000, 7)
+    assert path.read_text().startswith("# my bot\n[retrieval]\n# how many\ntop_k = 5\n")
+    with pytest.raises(ConfigError, match="handover_below"):
+        write_setting(path, "retrieval", "handover_below", 3)
+    assert load_config(path).retrieval.handover_below == 0.25, "a bad value is not written"

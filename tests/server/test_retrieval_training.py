@@ -42,9 +42,9 @@ def test_training_and_serving_prompts_are_byte_identical(
     served = []
 
     class Recording(GenerationEngine):
-        def generate(self, messages, settings, adapter=None):
+        def submit(self, messages, settings, adapter=None, **options):
             served.append(messages)
-            return super().generate(messages, settings, adapter)
+            return super().submit(messages, settings, adapter, **options)
 
     assistant = Assistant(
         Recording(base),
