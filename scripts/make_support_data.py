@@ -50,6 +50,7 @@ def normalise(question: str) -> str:
 def build(
     facts: list[dict],
     unanswerable: list[dict],
+    handovers: list[dict],
     titles: dict[str, str],
     config: dict,
 ) -> tuple[list, list]:
@@ -86,6 +87,16 @@ def build(
                     ]
                 }
             )
+    for question in (q for table in handovers for q in table["train"]):
+        train.append(
+            {
+                "messages": [
+                    {"role": "system", "content": system_prompt},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": handover},
+                ]
+            }
+        )
     for question in unanswerable:
         golden.append(
             {
@@ -114,7 +125,11 @@ def main() -> int:
     table = tomllib.loads(FACTS.read_text())
     config = tomllib.loads((TEMPLATE / "hybrid.toml").read_text())
     train, golden = build(
-        table["fact"], table.get("unanswerable", []), policy_titles(TEMPLATE / "docs"), config
+        table["fact"],
+        table.get("unanswerable", []),
+        table.get("handover", []),
+        policy_titles(TEMPLATE / "docs"),
+        config,
     )
     outputs = {
         TEMPLATE / "data" / "train.jsonl": jsonl(train),

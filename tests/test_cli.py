@@ -199,6 +199,39 @@ def test_a_policy_edit_changes_the_answer_after_one_sync(real_bot, tmp_path: Pat
     assert "30 days" in after["answer"] and "45 days" not in after["answer"]
 
 
+@pytest.mark.slow
+def test_a_changed_return_window_is_stated_from_its_source_by_cli_and_http(
+    real_bot, tmp_path: Path
+) -> None:
+    """45 days becomes 73 in every document; after one sync, `hybrid ask` and the HTTP
+    API state 73, citing the returns policy (the figure constraint keeps the model from
+    writing one its sources do not hold)."""
+    import openai
+    from support import serving
+
+    from hybrid import Bot
+    from server.app import create_app
+
+    bot = tmp_path / "bot"
+    shutil.copytree(real_bot.root, bot)  # with its synced index and converted model
+    for document in (bot / "docs").glob("*.md"):
+        document.write_text(document.read_text().replace("45 days", "73 days"))
+    assert run("-C", str(bot), "index", "sync").returncode == 0
+    question = "How many days do I have to return an item?"
+    asked = json.loads(run("-C", str(bot), "ask", "--json", question).stdout)
+    assert "73" in asked["answer"] and "45" not in asked["answer"], asked["answer"]
+    assert asked["citations"][0]["document_id"] == "returns"
+    with serving(create_app(Bot.open(bot))) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
+        reply = client.chat.completions.create(
+            model="embedded:smollm2-135m-instruct",
+            messages=[{"role": "user", "content": question}],
+        )
+    assert "73" in reply.choices[0].message.content
+    assert reply.model_extra["citations"][0]["document_id"] == "returns"
+    assert reply.model_extra["ungrounded_figures"] == []
+
+
 def test_train_then_list_promote_and_show_adapters(tmp_path: Path, tiny_model_dir: Path) -> None:
     bot = make_bot(tmp_path / "bot", base=str(tiny_model_dir))
     data = bot.data_dir / "train.jsonl"
@@ -259,7 +292,7 @@ def test_dash_c_also_makes_relative_paths_start_in_that_folder(tmp_path: Path) -
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     lint = run("-C", str(bot.root), "data", "lint", "data/train.jsonl", cwd=elsewhere)
-    assert lint.returncode == 0 and "310 examples" in lint.stdout, lint.stderr
+    assert lint.returncode == 0 and "322 examples" in lint.stdout, lint.stderr
     missing = run("-C", str(tmp_path / "nope"), "index", "status")
     assert missing.returncode == 1 and "is not a folder" in missing.stderr
 

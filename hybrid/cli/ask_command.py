@@ -49,11 +49,15 @@ def ask(
             "finish_reason": answer.generation.finish_reason,
             "usage": usage,
             "seconds": round(answer.seconds, 3),
+            "ungrounded_figures": answer.ungrounded_figures,
         }
         echo_json(payload)
         return
     typer.echo(answer.text)
     _print_citations(answer.citations)
+    if answer.ungrounded_figures:
+        figures = ", ".join(answer.ungrounded_figures)
+        stderr.print(f"[yellow]Check before relying on it: {figures} appear in no source.[/]")
     stderr.print(
         f"[dim]{bot.config.models.base}{f' + {answer.adapter}' if answer.adapter else ''} · "
         f"{usage['prompt_tokens']} prompt + "

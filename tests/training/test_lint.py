@@ -226,7 +226,7 @@ def test_the_cli_passes_the_sample_data_and_fails_a_broken_file(cli_bot, tmp_pat
     sample = run_lint(cli_bot, str(cli_bot.data_dir / "train.jsonl"),
                       "--eval", str(cli_bot.data_dir / "golden.jsonl"))  # fmt: skip
     assert sample.returncode == 0, sample.stderr
-    assert "310 examples" in sample.stdout and "OK: 0 error(s)" in sample.stdout
+    assert "322 examples" in sample.stdout and "OK: 0 error(s)" in sample.stdout
     assert "tokens per example: min" in sample.stdout
     broken = write(tmp_path / "broken.jsonl", chat("q", "a"), *["{oops"] * 0)
     broken.write_text(broken.read_text() + "{oops\n" * 15)
