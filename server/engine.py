@@ -214,7 +214,8 @@ class GenerationEngine:
             guard=AnswerGuard(
                 grounded_figures(grounding)
                 if grounding is not None and settings.grounded_figures
-                else None
+                else None,
+                grounding or "",
             ),
             prefix_length=self._shared_prefix_length(messages, prompt_ids),
             events=new_events(asynchronous),

@@ -225,7 +225,7 @@ def _scored(bot: Bot, run: _Run, answer: Answer | HybridError) -> dict[str, Any]
     case = run.case
     if isinstance(answer, HybridError):
         return _failed(run, answer)
-    given = "\n".join([case.question, *(hit.text for hit in answer.citations)])
+    given = "\n".join([case.question, *(f"{hit.title}\n{hit.text}" for hit in answer.citations)])
     cited = [hit.document_id for hit in answer.citations]
     handed_over = is_handover(answer.text, bot.config.bot.handover)
     return {
