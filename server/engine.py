@@ -33,20 +33,21 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from hybrid.config import GenerationSettings
 from hybrid.errors import BusyError, HybridError, InvalidInputError, UnavailableError
 from hybrid.types import AdapterRef, Generation, Message
-from server.adapter_set import BASE, AdapterSet
+from server.adapter_set import AdapterSet
+from server.engine_requests import Prefilled, Prefilling, Request
+from server.engine_tokens import EngineTokens
 from server.grounding import AnswerGuard, grounded_figures
 from server.kv_batch import KVBatch, PrefixCache
 from server.packed_linear import pack_linear_layers
 from server.sampling import TokenSampler, whitespace_token_ids
 from server.streams import TokenStream, new_events
-from training import AdapterRecord, BaseModel, render_chat
+from training import AdapterRecord, BaseModel
 
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
 # Prompt tokens run in one forward pass: a long prompt is run in such chunks, between
@@ -62,53 +63,6 @@ class GenerationTimeoutError(HybridError):
     code = "timeout"
 
 
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    max_tokens: int
-    stop: tuple[str, ...]
-    adapter: AdapterRef | None  # resolved: name@version
-    adapter_path: str | None
-    deadline: float | None
-    sampler: TokenSampler
-    prefix_length: int = 0  # leading prompt tokens that other requests share (see PrefixCache)
-    events: Any = field(default_factory=lambda: new_events(False))
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    guard: AnswerGuard = field(default_factory=lambda: AnswerGuard(None))
-    answer_ids: list[int] = field(default_factory=list)  # the answer's tokens (no end token)
-    text: str = ""  # the answer's text so far, as the guard reads it
-    sampled: int = 0  # tokens generated, an end token included
-    sent: int = 0  # characters of the answer already streamed
-    final_text: str | None = None
-
-    @property
-    def key(self) -> str:
-        return str(self.adapter) if self.adapter is not None else BASE
-
-
-@dataclass
-class _Prefilling:
-    """A prompt the prefill thread is part way through: its cache holds `done` tokens."""
-
-    request: _Request
-    cache: Any  # a transformers DynamicCache (one row), or None before the first chunk
-    done: int
-
-    @property
-    def left(self) -> int:
-        return len(self.request.prompt_ids) - self.done
-
-
-@dataclass
-class _Prefilled:
-    """A prompt run by the prefill thread, for the decoding thread to stack and continue."""
-
-    request: _Request
-    cache: Any  # its KV cache (a transformers DynamicCache, one row)
-    mask: Any  # (1, prompt length) ones
-    logits: Any  # (1, vocabulary): the first answer token's
-
-
 class GenerationEngine:
     def __init__(
         self,
@@ -122,7 +76,8 @@ class GenerationEngine:
         self.base = base
         self.prefill_chunk = prefill_chunk
         self.context_window = base.context_window
-        self.longest_token_chars = max(map(len, base.tokenizer.get_vocab()))
+        self._tokens = EngineTokens(base.tokenizer)
+        self.longest_token_chars = self._tokens.longest_token_chars
         self.max_batch = max_batch
         self.max_waiting = max_waiting
         self._lookup = adapters
@@ -131,16 +86,15 @@ class GenerationEngine:
         pack_linear_layers(base.model, batch_hint=max_batch)
         self._adapters = AdapterSet(base.model)
         self._prefixes = PrefixCache()
-        self._token_texts: dict[int, str] = {}  # for the answer guard, decoding thread only
         # Under _wake: the queue, the prompts handed to the decoding thread, and how many
         # requests hold a batch row or are on their way to one.
         self._wake = threading.Condition()
-        self._waiting: collections.deque[_Request] = collections.deque()
-        self._prefilled: list[_Prefilled] = []
+        self._waiting: collections.deque[Request] = collections.deque()
+        self._prefilled: list[Prefilled] = []
         self._occupied = 0
         self._closed = False
         # The decoding thread's own.
-        self._running: list[_Request] = []
+        self._running: list[Request] = []
         self._batch = KVBatch()
         self._cores = _cores_to_split(base)
         self._threads = [
@@ -156,7 +110,7 @@ class GenerationEngine:
     # -- the callers' side ------------------------------------------------------------
 
     def prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self._prompt_ids(messages))
+        return len(self._tokens.prompt_ids(messages))
 
     @property
     def queue_depth(self) -> int:
@@ -195,7 +149,7 @@ class GenerationEngine:
         `grounding`: the text (sources and question) whose figures alone the answer may
         write, when `settings.grounded_figures` (see server/grounding.py)."""
         record = self._resolve(adapter)
-        prompt_ids = self._prompt_ids(messages)
+        prompt_ids = self._tokens.prompt_ids(messages)
         room = self.context_window - len(prompt_ids)
         if room < 1:
             raise InvalidInputError(
@@ -203,7 +157,7 @@ class GenerationEngine:
                 f"{self.context_window}",
                 hint="ask a shorter question",
             )
-        request = _Request(
+        request = Request(
             prompt_ids=prompt_ids,
             max_tokens=min(settings.max_new_tokens, room),
             stop=tuple(s for s in stop if s),
@@ -217,7 +171,7 @@ class GenerationEngine:
                 else None,
                 grounding or "",
             ),
-            prefix_length=self._shared_prefix_length(messages, prompt_ids),
+            prefix_length=self._tokens.shared_prefix_length(messages, prompt_ids),
             events=new_events(asynchronous),
         )
         with self._wake:
@@ -245,22 +199,6 @@ class GenerationEngine:
         self._waiting.clear()
         self._prefilled, self._running = [], []
 
-    def _prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        return self._token_ids(messages, add_generation_prompt=True)
-
-    def _token_ids(self, messages: Sequence[Message], *, add_generation_prompt: bool) -> list[int]:
-        tokenizer = self.base.tokenizer
-        prompt = render_chat(tokenizer, messages, add_generation_prompt=add_generation_prompt)
-        return tokenizer(prompt, add_special_tokens=False).input_ids
-
-    def _shared_prefix_length(self, messages: Sequence[Message], prompt_ids: list[int]) -> int:
-        """How many leading prompt tokens are the system turn, which every request of a
-        bot shares (0 without one, or if it does not tokenize the same on its own)."""
-        if len(messages) < 2 or messages[0].role != "system":
-            return 0
-        system = self._token_ids(messages[:1], add_generation_prompt=False)
-        return len(system) if prompt_ids[: len(system)] == system else 0
-
     def _resolve(self, adapter: AdapterRef | None) -> AdapterRecord | None:
         if adapter is None:
             return None
@@ -273,14 +211,14 @@ class GenerationEngine:
     def _prefill_loop(self) -> None:
         import torch
 
-        started: list[_Prefilling] = []
+        started: list[Prefilling] = []
         with torch.inference_mode():
             try:
                 while not self._closed:
                     request = self._admit(wait=not started)
                     if request is not None:
                         if self._adapter_ready(request):
-                            started.append(_Prefilling(request, None, 0))
+                            started.append(Prefilling(request, None, 0))
                         continue  # every request the batch has room for starts first
                     if not started:
                         return  # closed
@@ -309,7 +247,7 @@ class GenerationEngine:
                 for item in started:
                     item.request.events.put(UnavailableError("the generation engine shut down"))
 
-    def _admit(self, *, wait: bool) -> _Request | None:
+    def _admit(self, *, wait: bool) -> Request | None:
         """The next waiting request if the batch has room for it, else None (`wait`: block
         until there is one; None once closed)."""
         with self._wake:
@@ -326,9 +264,9 @@ class GenerationEngine:
                 self._wake.wait()
             return None
 
-    def _prefill_chunk(self, item: _Prefilling) -> _Prefilled | None:
+    def _prefill_chunk(self, item: Prefilling) -> Prefilled | None:
         """Run the next `prefill_chunk` tokens of a prompt (its shared prefix's cache is
-        copied in first: see PrefixCache); the prompt's _Prefilled once it is all run."""
+        copied in first: see PrefixCache); the prompt's Prefilled once it is all run."""
         import torch
 
         request = item.request
@@ -351,7 +289,7 @@ class GenerationEngine:
         item.cache, item.done = output.cache, end
         if item.left:
             return None
-        return _Prefilled(request, item.cache, mask, output.logits[:, -1, :].float())
+        return Prefilled(request, item.cache, mask, output.logits[:, -1, :].float())
 
     def _decode_loop(self) -> None:
         import torch
@@ -369,13 +307,13 @@ class GenerationEngine:
                         self._retire(request, exc)
                     self._running, self._batch = [], KVBatch()
 
-    def _join(self, item: _Prefilled) -> None:
+    def _join(self, item: Prefilled) -> None:
         """Stack a prefilled prompt onto the batch and choose its first token."""
         self._running.append(item.request)
         self._batch.add(item.cache, item.mask)
         self._advance([item.request], item.logits, first_row=len(self._running) - 1)
 
-    def _take_prefilled(self) -> list[_Prefilled] | None:
+    def _take_prefilled(self) -> list[Prefilled] | None:
         """The prompts prefilled since the last step (waits for one while nothing is
         decoding); None once closed."""
         with self._wake:
@@ -386,7 +324,7 @@ class GenerationEngine:
             ready, self._prefilled = self._prefilled, []
             return ready
 
-    def _retire(self, request: _Request, event: object) -> None:
+    def _retire(self, request: Request, event: object) -> None:
         """Hand a request its end (a Generation or an error) and free its batch row."""
         request.events.put(event)
         with self._wake:
@@ -421,7 +359,7 @@ class GenerationEngine:
         )
         self._advance(self._running, output.logits[:, -1, :].float(), first_row=0)
 
-    def _advance(self, requests: list[_Request], logits, first_row: int) -> None:
+    def _advance(self, requests: list[Request], logits, first_row: int) -> None:
         """Give each request its next token; retire the ones that are done."""
         done: set[int] = set()
         now = time.monotonic()
@@ -453,7 +391,7 @@ class GenerationEngine:
             self._running = [self._running[i] for i in kept]
             self._batch.keep(kept)
 
-    def _push(self, request: _Request, token: int) -> str | None:
+    def _push(self, request: Request, token: int) -> str | None:
         """Record a token and stream the text it completes; why the request is done, if
         it is."""
         request.sampled += 1
@@ -461,7 +399,7 @@ class GenerationEngine:
             self._flush(request, final=True)
             return "stop"
         request.answer_ids.append(token)
-        text = request.text = self._answer_text(request)
+        text = request.text = self._tokens.answer_text(request.answer_ids)
         for stop in request.stop:
             if stop in text:
                 self._flush(request, final=True, text=text[: text.index(stop)])
@@ -472,11 +410,11 @@ class GenerationEngine:
         self._flush(request, final=False, text=text)
         return None
 
-    def _flush(self, request: _Request, *, final: bool, text: str | None = None) -> None:
+    def _flush(self, request: Request, *, final: bool, text: str | None = None) -> None:
         """Stream the answer's new text. Until the end, hold back an incomplete character
         and any tail that could still become a stop string."""
         if text is None:
-            text = self._answer_text(request)
+            text = self._tokens.answer_text(request.answer_ids)
         ready = len(text)
         if not final:
             if text.endswith("\ufffd"):
@@ -492,21 +430,15 @@ class GenerationEngine:
         if final:
             request.final_text = text
 
-    def _accepts(self, request: _Request, token_id: int) -> bool:
-        return request.guard.allows(request.text, self._token_text(token_id))
+    def _accepts(self, request: Request, token_id: int) -> bool:
+        return request.guard.allows(request.text, self._tokens.token_text(token_id))
 
-    def _token_text(self, token_id: int) -> str:
-        text = self._token_texts.get(token_id)
-        if text is None:
-            text = self._token_texts[token_id] = self.base.tokenizer.decode([token_id])
-        return text
-
-    def _answer_text(self, request: _Request) -> str:
-        text = self.base.tokenizer.decode(request.answer_ids, skip_special_tokens=True)
-        return text.lstrip()
-
-    def _finish(self, request: _Request, reason: str) -> Generation:
-        text = request.final_text if request.final_text is not None else self._answer_text(request)
+    def _finish(self, request: Request, reason: str) -> Generation:
+        text = (
+            request.final_text
+            if request.final_text is not None
+            else self._tokens.answer_text(request.answer_ids)
+        )
         return Generation(
             text=text.strip(),
             prompt_tokens=len(request.prompt_ids),
@@ -527,7 +459,7 @@ class GenerationEngine:
         }
         return self._adapters.forward(arguments, keys)
 
-    def _adapter_ready(self, request: _Request) -> bool:
+    def _adapter_ready(self, request: Request) -> bool:
         """Load the request's adapter if it is new; a failure fails this request only."""
         if request.adapter_path is None or request.key in self._adapters.loaded:
             return True
