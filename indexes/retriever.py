@@ -111,7 +111,7 @@ class HybridRetriever:
         rankings: list[tuple[float, list[Ranked]]] = []
         if mode in ("hybrid", "dense"):
             if query_vector is None:
-                query_vector = self.embedder.embed([query])[0]
+                query_vector = self._query_vector(query)
             dense = self._dense(version, query_vector, depth, allowed)
             rankings.append((self.settings.dense_weight, dense))
         if mode in ("hybrid", "lexical"):
@@ -120,7 +120,7 @@ class HybridRetriever:
         ranked = rankings[0][1] if len(rankings) == 1 else self._fuse(rankings)
         # Equal scores are ordered by chunk id, which (unlike row numbers) does not depend
         # on the order documents were indexed in: the same files give the same ranking.
-        return sorted(_hits(store, ranked), key=lambda hit: (-hit.score, hit.chunk_id))[:k]
+        return sorted(_hits(store, _top(ranked, k)), key=lambda hit: (-hit.score, hit.chunk_id))[:k]
 
     def relevance(self, query: str) -> float:
         """The dense (cosine) similarity of the best chunk to `query`: rank fusion's
@@ -129,7 +129,7 @@ class HybridRetriever:
         version = store.published_version()
         if version is None:
             raise IndexNotReadyError()
-        best = self._dense(version, self.embedder.embed([query])[0], 1, None)
+        best = self._dense(version, self._query_vector(query), 1, None)
         return best[0].score if best else 0.0
 
     def version(self) -> int | None:
@@ -175,11 +175,27 @@ class HybridRetriever:
                     )
             return self._loaded
 
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding; the assistant asks for a question's relevance and then
+        searches for it, so this thread's last one is kept."""
+        last = getattr(self._local, "query", None)
+        if last is None or last[0] != query:
+            last = self._local.query = (query, self.embedder.embed([query])[0])
+        return last[1]
+
     def _store(self) -> IndexStore:
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = IndexStore(self.database)
         return store
+
+
+def _top(ranked: list[Ranked], k: int) -> list[Ranked]:
+    """The k best, with every candidate tied with the k-th (chunk ids break the ties)."""
+    if len(ranked) <= k:
+        return ranked
+    cutoff = sorted((item.score for item in ranked), reverse=True)[k - 1]
+    return [item for item in ranked if item.score >= cutoff]
 
 
 def _lexical(
