@@ -1,10 +1,13 @@
 """Right answers, measured as `hybrid eval` measures them, on the sample bot's whole
 golden set with the embedded SmolLM2-135M: key facts stated, answers with an invented
 figure, hand-over recall and false hand-overs, format adherence, ROUGE-L, prompt tokens
-and latency, for the base model and the prompt-first baseline, both with retrieval.
-Then evaluation throughput: the same questions batched (the engine's continuous
-batching) against one by one; and decoding speed with the figure constraint against
-without it, same questions."""
+and latency, for the base model and the prompt-first baseline, both with retrieval, and
+for the style adapter `make run` trains, trained with retrieval (as served: each question
+with the sources the retriever finds) and without it, both served with retrieval. The
+base model is also measured with whole chunks as sources (retrieval.sentences = 0)
+against the sample's focused sources. Then evaluation throughput: the same questions
+batched (the engine's continuous batching) against one by one; and decoding speed with
+the figure constraint against without it, same questions."""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ import msgspec
 
 from benchmarks.common import Figure
 from hybrid.bot import Bot, init_bot
-from indexes import embedder_for_bot, sync_index
+from hybrid.types import AdapterRef
+from indexes import embedder_for_bot, open_retriever, sync_index
 from server.evaluation import evaluate, read_golden
+from training import TrainRequest, train_adapter
 
 VARIANTS = ["base+rag", "prompt+rag"]
 THROUGHPUT_QUESTIONS = 16
@@ -31,6 +36,24 @@ def run() -> list[Figure]:
         figures = []
         for score in evaluate(bot, cases, VARIANTS):
             figures += _quality(score.summary())
+        whole_chunks = _with_retrieval_setting(bot, sentences=0)
+        (score,) = evaluate(whole_chunks, cases, ["base+rag"])
+        figures += _quality(score.summary(), "base+rag, whole chunks")
+        for label, retriever in (
+            ("with retrieval", open_retriever(bot)),
+            ("without retrieval", None),
+        ):
+            # As `make run` trains it: the sample's data and [training] settings.
+            name = "served" if retriever else "plain"
+            request = TrainRequest(
+                bot.data_dir / "train.jsonl",
+                name=name,
+                retriever=retriever,
+                index_version=retriever.version() if retriever else None,
+            )
+            train_adapter(bot, request)
+            (score,) = evaluate(bot, cases, ["adapter+rag"], adapter=AdapterRef(name))
+            figures += _quality(score.summary(), f"adapter trained {label}, +rag")
         subset = cases[:THROUGHPUT_QUESTIONS]
         timed = {}
         for name, at_once in (("batched", None), ("one by one", 1)):
@@ -59,6 +82,11 @@ def run() -> list[Figure]:
     ]
 
 
+def _with_retrieval_setting(bot: Bot, **settings: object) -> Bot:
+    retrieval = msgspec.structs.replace(bot.config.retrieval, **settings)
+    return Bot(bot.root, msgspec.structs.replace(bot.config, retrieval=retrieval))
+
+
 def _decoding_speed(bot: Bot, cases: list, grounded: bool) -> float:
     """Completion tokens per second of answering `cases` together, base+rag."""
     generation = msgspec.structs.replace(bot.config.generation, grounded_figures=grounded)
@@ -68,8 +96,8 @@ def _decoding_speed(bot: Bot, cases: list, grounded: bool) -> float:
     return tokens / score.seconds
 
 
-def _quality(summary: dict) -> list[Figure]:
-    variant = summary["variant"]
+def _quality(summary: dict, variant: str | None = None) -> list[Figure]:
+    variant = variant or summary["variant"]
     shares = (
         ("key facts stated", "key_facts", "of answerable questions; target >= 90%"),
         ("answers with an invented figure", "invented_figures", "of all answers; target 0"),

@@ -121,6 +121,10 @@ class RetrievalSettings(_Section):
     # similarity to the question is below this; 0: never. `hybrid eval calibrate`
     # chooses it from a golden set's answerable and unanswerable questions.
     handover_below: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    # Give the model only this many sentences of the top_k chunks, those most similar to
+    # the question (0: the whole chunks). Small models copy the right figure far more
+    # often from a few sentences than from whole chunks; large ones need not.
+    sentences: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
 
 
 class TrainingSettings(_Section):

@@ -28,6 +28,10 @@ class Retriever(Protocol):
 
     def search(self, query: str, k: int) -> list[Hit]: ...
 
+    def sources(self, query: str, k: int) -> list[Hit]:
+        """What a prompt gives the model for `query`: `search`'s hits, or parts of them."""
+        ...
+
     def relevance(self, query: str) -> float:
         """How closely the best chunk matches `query` (for a hand-over threshold)."""
         ...

@@ -21,6 +21,7 @@ from hybrid.errors import HybridError, UnavailableError
 from hybrid.protocols import Embedder
 from hybrid.types import Hit
 from indexes.embedders import embedder_for_bot
+from indexes.focus import focus
 from indexes.store import IndexStore
 from indexes.vector_index import VectorIndex
 
@@ -121,6 +122,14 @@ class HybridRetriever:
         # Equal scores are ordered by chunk id, which (unlike row numbers) does not depend
         # on the order documents were indexed in: the same files give the same ranking.
         return sorted(_hits(store, _top(ranked, k)), key=lambda hit: (-hit.score, hit.chunk_id))[:k]
+
+    def sources(self, query: str, k: int) -> list[Hit]:
+        """What a prompt gives the model for `query`: the k best chunks, cut to the
+        `retrieval.sentences` sentences most similar to it when that is set."""
+        hits = self.search(query, k)
+        if not self.settings.sentences:
+            return hits
+        return focus(hits, self._query_vector(query), self.embedder, self.settings.sentences)
 
     def relevance(self, query: str) -> float:
         """The dense (cosine) similarity of the best chunk to `query`: rank fusion's

@@ -125,7 +125,7 @@ class Assistant:
         history = [turn for turn in turns[:-1] if turn.role != "system"]
         if self.budget is not None:
             history = _within_reach(question, history, self.budget, room)
-        sources = self.retriever.search(question, self.top_k) if self.retriever else []
+        sources = self.retriever.sources(question, self.top_k) if self.retriever else []
 
         def build(kept_sources: int, first_turn: int) -> list[Message]:
             return build_messages(

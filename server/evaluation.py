@@ -229,12 +229,8 @@ def _scored(bot: Bot, run: _Run, answer: Answer | HybridError) -> dict[str, Any]
     cited = [hit.document_id for hit in answer.citations]
     handed_over = is_handover(answer.text, bot.config.bot.handover)
     return {
-        "id": case.id,
-        "question": case.question,
-        "reference": case.reference,
+        **_case_fields(case),
         "answer": answer.text,
-        "answerable": case.answerable,
-        "facts": list(case.facts),
         "missing_facts": missing_facts(answer.text, case.facts) if case.answerable else [],
         "invented_figures": [] if handed_over else invented_figures(answer.text, given),
         "handed_over": handed_over,
@@ -259,13 +255,9 @@ def _failed(run: _Run, error: HybridError) -> dict[str, Any]:
     """A question the variant could not answer: it counts as missing every fact."""
     case = run.case
     return {
-        "id": case.id,
-        "question": case.question,
-        "reference": case.reference,
+        **_case_fields(case),
         "answer": "",
         "error": error.message,
-        "answerable": case.answerable,
-        "facts": list(case.facts),
         "missing_facts": list(case.facts) if case.answerable else [],
         "invented_figures": [],
         "handed_over": False,
@@ -278,6 +270,16 @@ def _failed(run: _Run, error: HybridError) -> dict[str, Any]:
         "completion_tokens": None,
         "finish_reason": "error",
         "seconds": None,
+    }
+
+
+def _case_fields(case: GoldenCase) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "question": case.question,
+        "reference": case.reference,
+        "answerable": case.answerable,
+        "facts": list(case.facts),
     }
 
 

@@ -35,8 +35,10 @@ def make_bot(folder: Path, **settings: object) -> Bot:
     sample hybrid.toml (every setting is written there once)."""
     bot = init_bot(folder)
     text = bot.config_file.read_text()
-    # The sample's hand-over threshold is calibrated for its embedder, not this one.
-    for key, value in {"embedder": "hashing", "handover_below": 0.0, **settings}.items():
+    # The sample's hand-over threshold is calibrated for its embedder, not this one, and
+    # picking the sentence that answers takes an embedder that knows what words mean.
+    defaults = {"embedder": "hashing", "handover_below": 0.0, "sentences": 0}
+    for key, value in {**defaults, **settings}.items():
         literal = f'"{value}"' if isinstance(value, str) else str(value).lower()
         text, found = re.subn(rf"^{key} = .*$", f"{key} = {literal}", text, flags=re.MULTILINE)
         assert found == 1, f"no single {key} line in the sample hybrid.toml"

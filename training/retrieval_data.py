@@ -26,7 +26,7 @@ def with_retrieval(
     last_user = max(i for i, message in enumerate(messages) if message.role == "user")
     system = messages[0].content if messages[0].role == "system" else system_prompt
     question = messages[last_user].content
-    new_system, new_user = build_messages(system, question, retriever.search(question, top_k))
+    new_system, new_user = build_messages(system, question, retriever.sources(question, top_k))
     start = 1 if messages[0].role == "system" else 0
     rebuilt = [new_system, *messages[start:last_user], new_user, *messages[last_user + 1 :]]
     trained = list(example.trained)

@@ -113,3 +113,39 @@ def test_check_finds_an_fts_index_that_holds_other_than_the_published_chunks(bot
     assert any("outside the published version" in problem for problem in problems)
     sync_index(bot, embedder_for_bot(bot), rebuild=True)
     assert check_index(bot).problems == []
+
+
+def test_sources_keep_the_sentences_that_answer_in_the_chunks_they_came_from(bot: Bot) -> None:
+    question = "How many days do refunds take to reach my card?"
+    whole = retriever(bot).sources(question, 3)
+    assert whole == retriever(bot).search(question, 3)  # sentences = 0: whole chunks
+    focused = retriever(bot, sentences=2).sources(question, 3)
+    kept = [line for hit in focused for line in hit.text.splitlines()]
+    assert len(kept) == 2 and any("5 to 7 business days" in line for line in kept)
+    by_chunk = {hit.chunk_id: hit.text for hit in whole}
+    for hit in focused:  # each sentence cites the chunk it was cut from, in its order
+        lines = hit.text.splitlines()
+        assert all(line in by_chunk[hit.chunk_id] for line in lines)
+        assert lines == sorted(lines, key=by_chunk[hit.chunk_id].index)
+    order = [hit.chunk_id for hit in whole]
+    assert [hit.chunk_id for hit in focused] == sorted(
+        (h.chunk_id for h in focused), key=order.index
+    )
+
+
+def test_sentences_split_prose_lists_and_tables_and_leave_headings_out() -> None:
+    from indexes.focus import sentences
+
+    text = (
+        "## Refunds\n\nRefunds take **5 to 7 business days**. Gift returns get store credit, "
+        "e.g. on a new card.\n\n- Items ending in .97 are Final Sale\n- Gift cards\n\n"
+        "| Method | Cost |\n| --- | --- |\n| Standard | $6.95 |\n| Expedited | $14.95 |"
+    )
+    assert sentences(text) == [
+        "Refunds take **5 to 7 business days**.",
+        "Gift returns get store credit, e.g. on a new card.",
+        "- Items ending in .97 are Final Sale",
+        "- Gift cards",
+        "| Method | Cost |\n| Standard | $6.95 |",  # a row under its header
+        "| Method | Cost |\n| Expedited | $14.95 |",
+    ]

@@ -44,6 +44,9 @@ class KeywordRetriever:
             hit(doc, text) for doc, text in self.docs.items() if words & set(text.lower().split())
         ][:k]
 
+    def sources(self, query: str, k: int) -> list[Hit]:
+        return self.search(query, k)
+
 
 def test_generation_counts_tokens_and_reports_why_it_stopped(generator: GenerationEngine) -> None:
     assistant = Assistant(
