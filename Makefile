@@ -34,8 +34,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 run: install
 	test -f $(SAMPLE_BOT)/hybrid.toml || $(BIN)/hybrid init $(SAMPLE_BOT) --template support
 	$(BIN)/hybrid -C $(SAMPLE_BOT) index sync
-	@# First run only: train the sample style adapter (about 4 minutes on 2 cores; an
-	@# interrupted run resumes) and make it the active version.
+	@# First run only: train the sample style adapter as it is served, each question with
+	@# its retrieved sources (about 9 minutes on 2 cores; an interrupted run resumes),
+	@# and make it the active version.
 	$(BIN)/hybrid -C $(SAMPLE_BOT) adapters show kestrel > /dev/null 2>&1 || { \
 	  $(BIN)/hybrid -C $(SAMPLE_BOT) train data/train.jsonl --name kestrel \
 	    $$(ls -d $(SAMPLE_BOT)/.hybrid/runs/kestrel/step-* > /dev/null 2>&1 && echo --resume) && \

@@ -51,8 +51,9 @@ def run() -> list[Figure]:
                 retriever=retriever,
                 index_version=retriever.version() if retriever else None,
             )
-            train_adapter(bot, request)
-            (score,) = evaluate(bot, cases, ["adapter+rag"], adapter=AdapterRef(name))
+            trained = train_adapter(bot, request).adapter
+            adapter = AdapterRef(trained.name, trained.version)
+            (score,) = evaluate(bot, cases, ["adapter+rag"], adapter=adapter)
             figures += _quality(score.summary(), f"adapter trained {label}, +rag")
         subset = cases[:THROUGHPUT_QUESTIONS]
         timed = {}
