@@ -15,9 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
-from benchmarks.common import Figure
+from benchmarks.common import Figure, with_settings
 from hybrid.bot import Bot, init_bot
 from hybrid.types import AdapterRef
 from indexes import embedder_for_bot, open_retriever, sync_index
@@ -36,7 +34,7 @@ def run() -> list[Figure]:
         figures = []
         for score in evaluate(bot, cases, VARIANTS):
             figures += _quality(score.summary())
-        whole_chunks = _with_retrieval_setting(bot, sentences=0)
+        whole_chunks = with_settings(bot, "retrieval", sentences=0)
         (score,) = evaluate(whole_chunks, cases, ["base+rag"])
         figures += _quality(score.summary(), "base+rag, whole chunks")
         for label, retriever in (
@@ -83,15 +81,9 @@ def run() -> list[Figure]:
     ]
 
 
-def _with_retrieval_setting(bot: Bot, **settings: object) -> Bot:
-    retrieval = msgspec.structs.replace(bot.config.retrieval, **settings)
-    return Bot(bot.root, msgspec.structs.replace(bot.config, retrieval=retrieval))
-
-
 def _decoding_speed(bot: Bot, cases: list, grounded: bool) -> float:
     """Completion tokens per second of answering `cases` together, base+rag."""
-    generation = msgspec.structs.replace(bot.config.generation, grounded_figures=grounded)
-    configured = Bot(bot.root, msgspec.structs.replace(bot.config, generation=generation))
+    configured = with_settings(bot, "generation", grounded_figures=grounded)
     (score,) = evaluate(configured, cases, ["base+rag"])
     tokens = sum(answer["completion_tokens"] or 0 for answer in score.answers)
     return tokens / score.seconds

@@ -27,9 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import msgspec
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, with_settings
 from hybrid.bot import Bot, init_bot
 from indexes import embedder_for_bot, sync_index
 from training import AdapterRegistry, TrainRequest, train_adapter
@@ -267,8 +266,7 @@ def _prompt_building(url: str) -> tuple[float, float]:
 
 
 def _publish_inert_adapters(bot: Bot) -> None:
-    training = msgspec.structs.replace(bot.config.training, learning_rate=1e-12)
-    quiet = Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
+    quiet = with_settings(bot, "training", learning_rate=1e-12)
     for name in ADAPTERS:
         train_adapter(quiet, TrainRequest(bot.data_dir / "train.jsonl", name=name, max_steps=1))
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:

@@ -19,9 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import msgspec
-
-from benchmarks.common import Figure, median_seconds
+from benchmarks.common import Figure, median_seconds, with_settings
 from hybrid.bot import Bot, init_bot
 
 STEPS = 6
@@ -31,11 +29,11 @@ ROUNDS = 2
 MEMORY_PROBE = """
 import sys
 from pathlib import Path
-from benchmarks.bench_training import with_training
+from benchmarks.common import with_settings
 from hybrid.bot import Bot
 from training import TrainRequest, train_adapter
 bot = Bot.open(Path(sys.argv[1]))
-bot = with_training(bot, gradient_checkpointing=sys.argv[2] == "checkpointing")
+bot = with_settings(bot, "training", gradient_checkpointing=sys.argv[2] == "checkpointing")
 train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="memory",
                                 qlora=sys.argv[2] == "qlora", max_steps=2))
 status = Path("/proc/self/status").read_text().splitlines()
@@ -51,11 +49,12 @@ def run() -> list[Figure]:
         rounds = [(_ours(bot, max_steps=STEPS), _baseline(bot)) for _ in range(ROUNDS)]
         ours = max((mine for mine, _ in rounds), key=lambda result: result["rate"])
         baseline = max(theirs for _, theirs in rounds)
-        checkpointing = _ours(with_training(bot, gradient_checkpointing=True), max_steps=STEPS)
+        checkpointed = with_settings(bot, "training", gradient_checkpointing=True)
+        checkpointing = _ours(checkpointed, max_steps=STEPS)
         peak = _bf16_peak()
         memory = {m: _peak_memory_mb(bot, m) for m in ("lora", "qlora", "checkpointing")}
         started = time.perf_counter()
-        epoch = _ours(with_training(bot, epochs=1), max_steps=None)
+        epoch = _ours(with_settings(bot, "training", epochs=1), max_steps=None)
         epoch_wall = time.perf_counter() - started
     achieved = ours["flops"] / ours["seconds"] / 1e9
     note = (
@@ -106,12 +105,6 @@ def run() -> list[Figure]:
             "checks and publishing",
         ),
     ]
-
-
-def with_training(bot: Bot, **changes: object) -> Bot:
-    """The bot with some [training] settings changed (in memory only)."""
-    training = msgspec.structs.replace(bot.config.training, **changes)
-    return Bot(bot.root, msgspec.structs.replace(bot.config, training=training))
 
 
 def _ours(bot: Bot, *, max_steps: int | None) -> dict[str, float]:

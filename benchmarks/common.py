@@ -5,6 +5,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import msgspec
+
+from hybrid.bot import Bot
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -18,6 +22,12 @@ class Figure:
 
     def line(self) -> str:
         return f"{self.name}: {self.value} {self.unit}" + (f"  ({self.note})" if self.note else "")
+
+
+def with_settings(bot: Bot, section: str, **changes: object) -> Bot:
+    """The bot with some settings of one hybrid.toml section changed, in memory only."""
+    changed = msgspec.structs.replace(getattr(bot.config, section), **changes)
+    return Bot(bot.root, msgspec.structs.replace(bot.config, **{section: changed}))
 
 
 def median_seconds(action: Callable[[], object], repeats: int, warmup: int = 1) -> float:

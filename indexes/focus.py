@@ -50,14 +50,15 @@ def focus(hits: list[Hit], question: np.ndarray, embedder: Embedder, keep: int) 
     """`hits` cut to the `keep` sentences most similar to `question` (its embedding),
     best hit first as before; a hit none of whose sentences is kept is left out."""
     split = [sentences(hit.text) for hit in hits]
-    flat = [(number, sentence) for number, parts in enumerate(split) for sentence in parts]
+    flat = [sentence for parts in split for sentence in parts]
     if len(flat) <= keep:
         return hits
-    similarity = embedder.embed([sentence for _, sentence in flat]) @ question
+    similarity = embedder.embed(flat) @ question
     chosen = set(sorted(range(len(flat)), key=lambda i: -similarity[i])[:keep])
-    focused = []
-    for number, hit in enumerate(hits):
-        kept = [sentence for i, (n, sentence) in enumerate(flat) if n == number and i in chosen]
+    focused, start = [], 0
+    for hit, parts in zip(hits, split, strict=True):
+        kept = [part for i, part in enumerate(parts, start) if i in chosen]
+        start += len(parts)
         if kept:
             # Rows of one table share its header line: write it once.
             lines = dict.fromkeys(line for unit in kept for line in unit.splitlines())
