@@ -18,6 +18,7 @@ from indexes.maintenance import (
     check_index,
     index_status,
     index_versions,
+    published_chunk_ids,
     rollback_index,
 )
 from indexes.retriever import HybridRetriever, IndexNotReadyError, open_retriever
@@ -41,6 +42,7 @@ __all__ = [
     "load_documents",
     "load_embedder",
     "open_retriever",
+    "published_chunk_ids",
     "rollback_index",
     "sync_index",
 ]

@@ -51,6 +51,14 @@ def index_status(bot: Bot) -> dict[str, Any]:
     }
 
 
+def published_chunk_ids(bot: Bot) -> set[str]:
+    """The ids of the chunks searches read now (none before the first sync): a chunk's
+    id changes with its text, so an id missing here is a fact that has changed."""
+    with IndexStore(bot.database) as store:
+        version = store.published_version()
+        return store.chunk_ids(version) if version is not None else set()
+
+
 def index_versions(bot: Bot) -> list[dict[str, Any]]:
     with IndexStore(bot.database) as store:
         current = store.published_version()

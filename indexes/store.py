@@ -344,6 +344,14 @@ class IndexStore:
             params.append(json.dumps(sorted(document_nums)))
         return [tuple(row) for row in self.db.execute(sql + " ORDER BY c.num", params)]
 
+    def chunk_ids(self, version: int) -> set[str]:
+        rows = self.db.execute(
+            "SELECT c.id FROM chunks c JOIN version_documents vd "
+            "ON vd.document_num = c.document_num WHERE vd.version = ?",
+            [version],
+        )
+        return {row[0] for row in rows}
+
     def chunk_nums_of_documents(self, document_nums: Iterable[int]) -> list[int]:
         rows = self.db.execute(
             "SELECT num FROM chunks WHERE document_num IN (SELECT value FROM json_each(?))",

@@ -265,7 +265,7 @@ class Assistant:
                 id=answer_id,
                 question=prompt.question,
                 messages=prompt.conversation,
-                chunk_ids=[hit.chunk_id for hit in prompt.citations],
+                sources=prompt.citations,
                 adapter=adapter,
                 answer=generation.text if generation else "",
                 finish_reason=generation.finish_reason if generation else None,

@@ -1,6 +1,7 @@
 """Every answer the assistant gives, logged to the bot's sqlite database: the request,
-the retrieved chunk ids, the adapter version, the answer, latency and token counts, and
-later the user's feedback on it. These rows are what adapters are retrained from.
+the sources its prompt held (chunk ids and text), the adapter version, the answer,
+latency and token counts, and later the user's feedback on it. These rows are what
+adapters are retrained from.
 
 With `redact` on, e-mail addresses, phone numbers and card numbers in the question,
 the conversation and the answer are replaced by placeholders before they are stored.
@@ -16,9 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from hybrid.database import open_database
 from hybrid.errors import NotFoundError
-from hybrid.types import AdapterRef, Message
+from hybrid.types import AdapterRef, Hit, Message
 from training.pii import redact
 
 
@@ -43,6 +46,12 @@ def _migration_2(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE interactions ADD COLUMN ungrounded_figures TEXT")
 
 
+def _migration_3(db: sqlite3.Connection) -> None:
+    """The sources exactly as the prompt gave them (focused sentences, titles), so an
+    answer can become a training example in the prompt it was served with."""
+    db.execute("ALTER TABLE interactions ADD COLUMN sources TEXT")
+
+
 class CompletionNotFoundError(NotFoundError):
     code = "completion_not_found"
 
@@ -52,7 +61,7 @@ class Interaction:
     id: str
     question: str
     messages: list[Message]  # the conversation as the client sent it
-    chunk_ids: list[str]
+    sources: list[Hit]  # as the prompt gave them
     adapter: AdapterRef | None
     answer: str
     finish_reason: str | None
@@ -63,13 +72,33 @@ class Interaction:
     ungrounded_figures: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class LoggedAnswer:
+    """A logged answer read back with the last rating and correction it was given.
+    `problem` says why a row could not be read (its other fields are then empty)."""
+
+    id: str
+    created_at: float
+    question: str
+    conversation: list[Message]
+    sources: list[Hit] | None  # None: logged before sources were kept
+    adapter: str | None
+    answer: str
+    finish_reason: str | None
+    error: str | None
+    rating: int | None
+    correction: str | None
+    problem: str | None = None
+
+
 class InteractionLog:
     """One connection shared by the server's threads (writes are short and serialised)."""
 
     def __init__(
         self, database: Path, *, redact_pii: bool = False, pii_allowed: Sequence[str] = ()
     ) -> None:
-        self.db = open_database(database, "interactions", [_migration_1, _migration_2])
+        migrations = [_migration_1, _migration_2, _migration_3]
+        self.db = open_database(database, "interactions", migrations)
         self.redact_pii = redact_pii
         self.pii_allowed = tuple(pii_allowed)  # the company's own public contacts
         self._lock = threading.Lock()
@@ -81,15 +110,15 @@ class InteractionLog:
             self.db.execute(
                 "INSERT INTO interactions (id, created_at, adapter, question, messages, "
                 "chunk_ids, answer, finish_reason, prompt_tokens, completion_tokens, "
-                "latency_ms, error, ungrounded_figures) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "latency_ms, error, ungrounded_figures, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     interaction.id,
                     time.time(),
                     str(interaction.adapter) if interaction.adapter else None,
                     clean(interaction.question),
                     json.dumps(messages, ensure_ascii=False),
-                    json.dumps(interaction.chunk_ids),
+                    json.dumps([hit.chunk_id for hit in interaction.sources]),
                     clean(interaction.answer),
                     interaction.finish_reason,
                     interaction.prompt_tokens,
@@ -97,6 +126,7 @@ class InteractionLog:
                     round(interaction.seconds * 1000, 1),
                     interaction.error,
                     json.dumps(list(interaction.ungrounded_figures)),
+                    msgspec.json.encode(interaction.sources).decode(),
                 ],
             )
 
@@ -131,8 +161,40 @@ class InteractionLog:
             ) from None
         return int(cursor.lastrowid)
 
+    def answers(self, *, since: float | None = None) -> list[LoggedAnswer]:
+        """The logged answers from `since` on (a Unix time), oldest first, each with its
+        latest rating and its latest correction."""
+        rows = self.db.execute(
+            "SELECT i.id, i.created_at, i.question, i.messages, i.sources, i.adapter, "
+            "i.answer, i.finish_reason, i.error, "
+            "(SELECT rating FROM feedback f WHERE f.interaction_id = i.id "
+            " ORDER BY f.created_at DESC, f.id DESC LIMIT 1), "
+            "(SELECT corrected_answer FROM feedback f WHERE f.interaction_id = i.id "
+            " AND corrected_answer IS NOT NULL ORDER BY f.created_at DESC, f.id DESC LIMIT 1) "
+            "FROM interactions i WHERE i.created_at >= ? ORDER BY i.created_at, i.id",
+            [since or 0.0],
+        )
+        return [_logged_answer(row) for row in rows]
+
     def close(self) -> None:
         self.db.close()
 
     def _clean(self, text: str) -> str:
         return redact(text, self.pii_allowed) if self.redact_pii else text
+
+
+def _logged_answer(row: tuple) -> LoggedAnswer:
+    (id, created_at, question, messages, sources, adapter, answer, finish, error) = row[:9]
+    rating, correction = row[9], row[10]
+    try:
+        conversation = [Message(m["role"], m["content"]) for m in json.loads(messages)]
+        hits = msgspec.json.decode(sources, type=list[Hit]) if sources else None
+    except (ValueError, TypeError, KeyError, msgspec.DecodeError) as exc:
+        return LoggedAnswer(
+            id, created_at, "", [], None, None, "", None, None, None, None,
+            problem=f"unreadable row ({type(exc).__name__}: {exc})",
+        )  # fmt: skip
+    return LoggedAnswer(
+        id, created_at, question or "", conversation, hits, adapter, answer or "", finish,
+        error, rating, correction,
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""`hybrid data lint`."""
+"""`hybrid data lint` and `hybrid data export`."""
 
 from __future__ import annotations
 
@@ -79,6 +79,90 @@ def lint(
         typer.echo(f"{verdict}: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="Where to write the examples (JSONL, OpenAI chat).")],
+    from_logs: Annotated[
+        bool, typer.Option("--from-logs", help="Curate the answers the bot gave (the log).")
+    ] = False,
+    min_rating: Annotated[
+        int, typer.Option(min=1, max=5, help="Keep answers rated at least this (1-5).")
+    ] = 4,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only answers from this date or time on (ISO 8601, e.g. 2026-12-01)."),
+    ] = None,
+    adapter: Annotated[
+        str | None, typer.Option(help="Only answers of this adapter: NAME or NAME@VERSION.")
+    ] = None,
+    golden: Annotated[
+        Path | None,
+        typer.Option(help="Leave out its questions (default: data/golden.jsonl, if present)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Turn the answers the bot really gave into training data: answers rated at least
+    --min-rating and every corrected one (the correction replaces the answer), each in
+    the prompt it was served with, sources included. Duplicates, golden-set questions,
+    failed or cut-off answers, answers with an invented figure or a broken format
+    (unless corrected) and answers citing sources no longer published are left out and
+    counted; personal data is redacted. The result is also kept as an immutable
+    snapshot under .hybrid/datasets/. Exits 1 when no answer passes."""
+    from hybrid.types import AdapterRef
+    from server.flywheel.curation import ExportRequest, export_from_logs
+
+    if not from_logs:
+        raise typer.BadParameter("say where the examples come from: --from-logs")
+    bot = current_bot(ctx)
+    request = ExportRequest(
+        min_rating=min_rating,
+        since=_timestamp(since) if since else None,
+        adapter=AdapterRef.parse(adapter) if adapter else None,
+        golden=golden,
+    )
+    result = export_from_logs(bot, request)
+    if result.snapshot is not None:
+        _write_copy(result.snapshot.data_file, out)
+    if as_json:
+        echo_json({**result.to_dict(), "out": str(out) if result.snapshot else None})
+    else:
+        removed = ", ".join(f"{count} {rule}" for rule, count in result.removed.items() if count)
+        typer.echo(
+            f"{result.considered} logged answer(s): {result.kept} kept, "
+            f"removed: {removed or 'none'}; {result.redacted} redacted"
+        )
+        if result.snapshot is not None:
+            typer.echo(f"wrote {out} (snapshot {result.snapshot.id})")
+    if result.snapshot is None:
+        stderr.print(
+            "No answer passed: nothing was written. Answers need a rating of at least "
+            f"{min_rating} or a correction (POST /v1/feedback)."
+        )
+        raise typer.Exit(1)
+
+
+def _timestamp(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T09:30)",
+            param_hint="--since",
+        ) from None
+
+
+def _write_copy(source: Path, target: Path) -> None:
+    """Copy beside the target, then rename: a reader never sees half a file."""
+    import shutil
+
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
 
 
 SHOWN_PER_CHECK = 10
