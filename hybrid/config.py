@@ -167,13 +167,25 @@ class TrainingSettings(_Section):
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
+class JudgeSettings(_Section):
+    """A model that compares two answers: any OpenAI-compatible chat endpoint."""
+
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]  # e.g. http://host:8000/v1
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    # The environment variable holding its API key (none sent if empty).
+    api_key_env: str = ""
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+
+
 class EvaluationSettings(_Section):
-    """How `hybrid eval` judges answers: format rules checked by code."""
+    """How `hybrid eval` judges answers: format rules checked by code, and optionally a
+    judge model for `--compare` (per question, where the checks tie)."""
 
     # Regular expressions every answer must match (Python `re.search` syntax).
     format_patterns: list[str] = msgspec.field(default_factory=list)
     # Longest acceptable answer in words (0: no limit).
     max_words: Annotated[int, msgspec.Meta(ge=0)] = 0
+    judge: JudgeSettings | None = None
 
     def __post_init__(self) -> None:
         for pattern in self.format_patterns:
@@ -182,6 +194,40 @@ class EvaluationSettings(_Section):
             except re.error as exc:
                 message = f"format pattern {pattern!r} is not a valid regex: {exc}"
                 raise ValueError(message) from None
+
+
+Share = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+
+
+class RetrainSettings(_Section):
+    """`hybrid retrain` and the server's scheduled retrain: what trains, and the gate a
+    candidate must pass to replace the active version. Tolerances are shares (0.02: two
+    points) by which the candidate may fall behind the active version."""
+
+    # The adapter retrained (default: the one adapter with an active version).
+    adapter: str = ""
+    golden: Annotated[str, msgspec.Meta(min_length=1)] = "data/golden.jsonl"
+    # Earlier training data mixed into every retrain, so nothing is forgotten.
+    replay: Annotated[str, msgspec.Meta(min_length=1)] = "data/train.jsonl"
+    min_rating: Annotated[int, msgspec.Meta(ge=1, le=5)] = 4
+    # Fewer new examples than this since the active version: nothing to do.
+    min_new_examples: Annotated[int, msgspec.Meta(ge=1)] = 20
+    key_facts_tolerance: Share = 0.02
+    invented_figures_tolerance: Share = 0.0
+    handover_tolerance: Share = 0.05
+    format_tolerance: Share = 0.02
+    # Golden questions the active version got right and the candidate gets wrong.
+    newly_wrong_tolerance: Share = 0.02
+    # The lower bound of the win rate's 95% interval must be above this.
+    min_win_rate: Share = 0.5
+    # The forgetting probe: the candidate's score may be this far below the base model's.
+    forgetting_tolerance: Share = 0.25
+    # The server retrains on its own every hour, day or week ("": never).
+    schedule: Literal["", "hourly", "daily", "weekly"] = ""
+    # After an automatic promotion: if the mean of the next `watch_ratings` ratings falls
+    # more than `rating_tolerance` below the previous version's, roll back (0: never).
+    watch_ratings: Annotated[int, msgspec.Meta(ge=0)] = 20
+    rating_tolerance: Annotated[float, msgspec.Meta(ge=0.0, le=4.0)] = 0.5
 
 
 class ServerSettings(_Section):
@@ -216,6 +262,7 @@ class Config(_Section):
     retrieval: RetrievalSettings = RetrievalSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    retrain: RetrainSettings = RetrainSettings()
     server: ServerSettings = ServerSettings()
 
 

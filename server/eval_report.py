@@ -28,15 +28,19 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 70em;
 figure { margin: 0 } figcaption { font-weight: 600 } small { color: #666 }
 table { border-collapse: collapse; width: 100%; margin: .5em 0 1.5em }
 td, th { border: 1px solid #ddd; padding: .4em; vertical-align: top; text-align: left }
-pre { white-space: pre-wrap; margin: 0 } .bad { color: #a40000 }
+pre { white-space: pre-wrap; margin: 0 } .bad { color: #a40000 } .good { color: #1a6b1a }
 """
 
 
-def write_report(scores: list[VariantScore], target: Path, title: str) -> Path:
+def write_report(
+    scores: list[VariantScore], target: Path, title: str, *, preface: str = ""
+) -> Path:
+    """Write the report; `preface` is HTML shown first (the gate's verdict)."""
     summaries = [score.summary() for score in scores]
     parts = [
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{escape(title)}</title>",
         f"<style>{_STYLE}</style><h1>{escape(title)}</h1>",
+        preface,
         _summary_table(summaries),
         '<div class="charts">',
         *(_chart(summaries, key, label, note) for key, label, note in MEASURES),

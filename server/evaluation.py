@@ -138,6 +138,16 @@ def _golden_case(line: str, where: str, default_id: str) -> GoldenCase:
     )
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One column of an evaluation: a variant, with its adapter, answering its cases."""
+
+    label: str
+    variant: str
+    adapter: AdapterRef | None
+    cases: list[GoldenCase]
+
+
 def evaluate(
     bot: Bot,
     cases: list[GoldenCase],
@@ -147,10 +157,27 @@ def evaluate(
     *,
     at_once: int | None = None,
 ) -> list[VariantScore]:
-    """Answer `cases` in each variant and score every answer. Up to `at_once` answers
-    are generated together (default: the engine's batch and its queue)."""
-    examples = _check(bot, variants, adapter)
-    with_retrieval = open_assistant(bot, retrieval=any(v.endswith("+rag") for v in variants))
+    """Answer `cases` in each variant and score every answer."""
+    arms = [Arm(v, v, adapter if v.startswith("adapter") else None, cases) for v in variants]
+    if adapter is None and any(v.startswith("adapter") for v in variants):
+        raise InvalidInputError(
+            "the adapter variants need --adapter NAME[@VERSION]", param="adapter"
+        )
+    return evaluate_arms(bot, arms, progress, at_once=at_once)
+
+
+def evaluate_arms(
+    bot: Bot,
+    arms: list[Arm],
+    progress: Callable[[str, int], None] | None = None,
+    *,
+    at_once: int | None = None,
+) -> list[VariantScore]:
+    """Answer each arm's cases and score every answer, all arms in one batched run (two
+    adapters side by side share the batch). Up to `at_once` answers are generated
+    together (default: the engine's batch and its queue). Scores are labelled by arm."""
+    examples = _check(bot, arms)
+    with_retrieval = open_assistant(bot, retrieval=any(a.variant.endswith("+rag") for a in arms))
     without = Assistant(
         with_retrieval.generator,
         system_prompt=with_retrieval.system_prompt,
@@ -163,29 +190,31 @@ def evaluate(
     with with_retrieval:  # stops the engine's worker when done
         runs = [
             _Run(
-                variant,
-                with_retrieval if variant.endswith("+rag") else without,
-                adapter if variant.startswith("adapter") else None,
-                examples if variant.startswith("prompt") else [],
+                arm.label,
+                arm.variant,
+                with_retrieval if arm.variant.endswith("+rag") else without,
+                arm.adapter,
+                examples if arm.variant.startswith("prompt") else [],
                 case,
             )
-            for variant in variants
-            for case in cases
+            for arm in arms
+            for case in arm.cases
         ]
-        scores = {variant: VariantScore(variant) for variant in variants}
+        scores = {arm.label: VariantScore(arm.label) for arm in arms}
         started = time.perf_counter()
-        done: dict[str, int] = dict.fromkeys(variants, 0)
+        done: dict[str, int] = dict.fromkeys(scores, 0)
         for run, answer in _answer_all(runs, at_once):
-            scores[run.variant].answers.append(_scored(bot, run, answer))
-            done[run.variant] += 1
+            scores[run.label].answers.append(_scored(bot, run, answer))
+            done[run.label] += 1
             if progress:
-                progress(run.variant, done[run.variant])
-            scores[run.variant].seconds = time.perf_counter() - started
+                progress(run.label, done[run.label])
+            scores[run.label].seconds = time.perf_counter() - started
     return list(scores.values())
 
 
 @dataclass(frozen=True)
 class _Run:
+    label: str
     variant: str
     assistant: Assistant
     adapter: AdapterRef | None
@@ -234,7 +263,8 @@ def _scored(bot: Bot, run: _Run, answer: Answer | HybridError) -> dict[str, Any]
         "missing_facts": missing_facts(answer.text, case.facts) if case.answerable else [],
         "invented_figures": [] if handed_over else invented_figures(answer.text, given),
         "handed_over": handed_over,
-        "follows_format": not format_problems(answer.text, bot.config.evaluation),
+        # The hand-over is the bot's own configured message, not the model's format.
+        "follows_format": handed_over or not format_problems(answer.text, bot.config.evaluation),
         "rouge_l": rouge_l(answer.text, case.reference),
         "cited_document": (case.doc_id in cited)
         if case.doc_id and run.variant.endswith("+rag")
@@ -283,22 +313,19 @@ def _case_fields(case: GoldenCase) -> dict[str, Any]:
     }
 
 
-def _check(bot: Bot, variants: list[str], adapter: AdapterRef | None) -> list[Message]:
+def _check(bot: Bot, arms: list[Arm]) -> list[Message]:
     """Everything a run needs, checked before any model loads: the variants, the
-    adapter, and for the prompt variants the training examples (returned as turns)."""
-    unknown = set(variants) - set(VARIANTS)
+    adapters, and for the prompt variants the training examples (returned as turns)."""
+    unknown = {arm.variant for arm in arms} - set(VARIANTS)
     if unknown:
         raise InvalidInputError(
             f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}",
             param="variants",
         )
-    if any(v.startswith("adapter") for v in variants):
-        if adapter is None:
-            raise InvalidInputError(
-                "the adapter variants need --adapter NAME[@VERSION]", param="adapter"
-            )
-        find_adapter(bot, adapter)  # raises AdapterNotFoundError now, not mid-run
-    if not any(v.startswith("prompt") for v in variants):
+    for arm in arms:
+        if arm.adapter is not None:
+            find_adapter(bot, arm.adapter)  # raises AdapterNotFoundError now, not mid-run
+    if not any(arm.variant.startswith("prompt") for arm in arms):
         return []
     return _style_examples(bot.data_dir / "train.jsonl")
 

@@ -52,6 +52,10 @@ class TrainRequest:
     # (in index version `index_version`, recorded in the manifest).
     retriever: Retriever | None = None
     index_version: int | None = None
+    # Lineage, recorded in the manifest: the dataset snapshot the train file is, and the
+    # version this one is meant to replace (both set by `hybrid retrain`).
+    dataset: str | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +478,8 @@ def _manifest(
         "train_file": str(request.train_file),
         "eval_file": str(request.eval_file) if request.eval_file else None,
         "data_hash": identity["data_hash"],
+        "dataset": request.dataset,
+        "parent": request.parent,
         "qlora": request.qlora,
         "with_retrieval": request.retriever is not None,
         "index_version": request.index_version,

@@ -19,6 +19,7 @@ from hybrid.cli import (
     index_command,
     init_command,
     keys_command,
+    retrain_command,
     search_command,
     serve_command,
     train_command,
@@ -74,6 +75,7 @@ app.add_typer(data_command.app, name="data")
 app.command("train")(train_command.train)
 app.add_typer(adapters_command.app, name="adapters")
 app.command("eval")(eval_command.evaluate)
+app.command("retrain")(retrain_command.retrain)
 app.command("serve")(serve_command.serve)
 app.add_typer(keys_command.app, name="keys")
 

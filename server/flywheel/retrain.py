@@ -1,0 +1,361 @@
+"""`hybrid retrain`: from the conversations the bot really had to a better adapter,
+promoted only through the gate.
+
+Stages: export the curated conversations since the active version's data -> add the
+earlier training data (the replay file, in the serving prompt, and every earlier log
+snapshot of the lineage) -> lint -> train -> evaluate the candidate against the active
+version on the golden set and against the base model on the forgetting probe, in one
+batched run -> gate -> promote if it passes. The gate report is stored with the
+candidate (gate.json, gate.html) before any promotion.
+
+One run at a time per bot (a lock the kernel drops when its process dies). A run killed
+at any stage leaves the active version serving; the next run resumes: the same
+conversations make the same snapshot, so training resumes from its checkpoint, and a
+candidate already trained on that snapshot is judged (or its verdict reused), not
+trained again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from hybrid.bot import Bot
+from hybrid.errors import BusyError, ConflictError, InvalidInputError
+from hybrid.types import AdapterRef
+from indexes import HybridRetriever, embedder_for_bot
+from server.eval_report import write_report
+from server.evaluation import Arm, VariantScore, evaluate_arms, read_golden
+from server.flywheel.comparison import Comparison, compare
+from server.flywheel.curation import ExportRequest, ExportResult, export_from_logs
+from server.flywheel.gate import GateReport, judge_candidate
+from server.flywheel.judge import openai_judge
+from server.flywheel.report import gate_section
+from training import (
+    AdapterRecord,
+    AdapterRegistry,
+    TrainRequest,
+    can_resume,
+    discard_run,
+    lint_for_training,
+    load_tokenizer,
+    read_dataset,
+    train_adapter,
+    with_retrieval,
+)
+from training.snapshots import Snapshot, read_snapshot, write_snapshot
+
+Status = Literal["promoted", "rejected", "nothing_to_do"]
+STAGES = ("export", "data", "lint", "train", "evaluate", "gate", "promote")
+GATE_FILE = "gate.json"
+# stage, message: what the CLI prints and the server's job records as an event.
+Report = Callable[[str, str], None]
+
+
+@dataclass
+class RetrainOutcome:
+    status: Status
+    active: AdapterRef
+    candidate: AdapterRef | None = None
+    export: ExportResult | None = None
+    gate: dict[str, Any] | None = None  # the stored gate report
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "active": str(self.active),
+            "candidate": str(self.candidate) if self.candidate else None,
+            "export": self.export.to_dict() if self.export else None,
+            "gate": self.gate,
+            "seconds": {stage: round(s, 2) for stage, s in self.seconds.items()},
+        }
+
+
+def retrain(bot: Bot, name: str | None = None, report: Report | None = None) -> RetrainOutcome:
+    """Run every stage; raises BusyError if another retrain of this bot is running."""
+    say = report or (lambda stage, message: None)
+    settings = bot.config.retrain
+    with _only_run(bot):
+        active = _active_version(bot, name or settings.adapter or None)
+        outcome = RetrainOutcome("nothing_to_do", active.ref)
+        timer = _StageTimer(outcome.seconds, say)
+
+        with timer("export"):
+            lineage = _lineage(bot, active)
+            request = ExportRequest(
+                min_rating=settings.min_rating,
+                since=lineage["until"] + 1e-6,
+                golden=bot.root / settings.golden,
+            )
+            outcome.export = export_from_logs(bot, request)
+            kept = outcome.export.kept
+            say("export", f"{kept} new example(s) from {outcome.export.considered} answer(s)")
+        if kept < settings.min_new_examples or outcome.export.snapshot is None:
+            say("export", f"nothing to do: fewer than {settings.min_new_examples} new examples")
+            return outcome
+
+        with timer("data"):
+            data = _training_set(bot, active, lineage, outcome.export.snapshot)
+            say("data", f"{data.examples} examples in snapshot {data.id}")
+        with timer("lint"):
+            _lint(bot, data)
+        candidate = _earlier_candidate(bot, active.name, data.id)
+        with timer("train"):
+            if candidate is None:
+                candidate = _train(bot, active, data, say)
+            else:
+                say("train", f"{candidate.ref} was trained on this data already: reused")
+        outcome.candidate = candidate.ref
+
+        stored = _stored_gate(candidate)
+        if stored is None:
+            with timer("evaluate"):
+                scores = _evaluate(bot, candidate.ref, active.ref, say)
+            with timer("gate"):
+                stored = _judge(bot, scores, candidate, active.ref)
+        outcome.gate = stored
+        if not stored["passed"]:
+            failed = ", ".join(rule["name"] for rule in stored["rules"] if not rule["passed"])
+            say("gate", f"{candidate.ref} stays a candidate: failed {failed}")
+            outcome.status = "rejected"
+            return outcome
+        with timer("promote"), AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+            registry.promote(candidate.name, candidate.version)
+            say("promote", f"{candidate.ref} is now active (was {active.ref})")
+        outcome.status = "promoted"
+        return outcome
+
+
+class _StageTimer:
+    def __init__(self, seconds: dict[str, float], say: Report) -> None:
+        self.seconds = seconds
+        self.say = say
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        self.say(stage, "started")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _only_run(bot: Bot) -> Iterator[None]:
+    """Hold the bot's retrain lock (released by the kernel if this process dies)."""
+    path = bot.state_dir / "retrain.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BusyError(
+                f"a retrain of this bot is already running (pid {holder})", retry_after=600
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _active_version(bot: Bot, name: str | None) -> AdapterRecord:
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        if name is not None:
+            return registry.get(AdapterRef(name))
+        active = [record for record in registry.list() if record.status == "active"]
+    if len(active) != 1:
+        names = ", ".join(str(record.ref) for record in active) or "none"
+        raise InvalidInputError(
+            f"retrain needs one adapter with an active version to improve on (active: {names})",
+            hint="name it with --name (or [retrain] adapter), or promote one first",
+            param="name",
+        )
+    return active[0]
+
+
+def _lineage(bot: Bot, active: AdapterRecord) -> dict[str, Any]:
+    """What the active version was trained on: the log snapshots of its lineage and the
+    time of the newest answer in them (its creation time if it learnt from no log)."""
+    dataset = active.manifest.get("dataset")
+    if dataset:
+        manifest = read_snapshot(bot.state_dir / "datasets", dataset).manifest
+        return {"logs": manifest["logs"], "until": manifest["until"]}
+    return {"logs": [], "until": active.created_at}
+
+
+def _training_set(
+    bot: Bot, active: AdapterRecord, lineage: dict[str, Any], new: Snapshot
+) -> Snapshot:
+    """One snapshot of everything the candidate trains on, in the serving prompt: the
+    replay file with its sources retrieved now, then each log snapshot of the lineage."""
+    settings = bot.config.retrain
+    replay_path = bot.root / settings.replay
+    replay = read_dataset(replay_path)
+    if replay.problems:
+        raise InvalidInputError(
+            f"the replay data has problems: {replay.problems[0]}",
+            hint=f"see `hybrid data lint {settings.replay}`",
+        )
+    retriever = HybridRetriever.for_bot(bot, embedder_for_bot(bot))
+    top_k, system_prompt = bot.config.retrieval.top_k, bot.config.bot.system_prompt
+    records = [
+        with_retrieval(example, retriever, system_prompt=system_prompt, top_k=top_k).to_openai()
+        for example in replay.examples
+    ]
+    logs = [*lineage["logs"], new.id]
+    for snapshot_id in logs:
+        snapshot = read_snapshot(bot.state_dir / "datasets", snapshot_id)
+        records += [json.loads(line) for line in snapshot.data_file.read_text().splitlines()]
+    manifest = {
+        "source": "retrain",
+        "replay": settings.replay,
+        "replay_examples": len(replay.examples),
+        "index_version": retriever.version(),
+        "logs": logs,
+        "until": new.manifest["until"],
+        "parent": str(active.ref),
+    }
+    return write_snapshot(bot.state_dir / "datasets", records, manifest)
+
+
+def _lint(bot: Bot, data: Snapshot) -> None:
+    tokenizer = load_tokenizer(bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir)
+    report = lint_for_training(
+        data.data_file,
+        tokenizer=tokenizer,
+        settings=bot.config.training,
+        system_prompt=bot.config.bot.system_prompt,
+    )
+    if not report.ok:
+        first = "\n  ".join(str(problem) for problem in report.errors[:5])
+        raise InvalidInputError(
+            f"the training set {data.id} has {len(report.errors)} error(s):\n  {first}",
+            hint=f"see `hybrid data lint {data.data_file}`",
+        )
+
+
+def _earlier_candidate(bot: Bot, name: str, dataset: str) -> AdapterRecord | None:
+    """A candidate already trained on `dataset` (by a run killed after training, or one
+    the gate rejected: the same data would give the same verdict)."""
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        trained = [
+            record
+            for record in registry.list(name)
+            if record.status == "candidate" and record.manifest.get("dataset") == dataset
+        ]
+    return trained[-1] if trained else None
+
+
+def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> AdapterRecord:
+    request = TrainRequest(
+        train_file=data.data_file,
+        name=active.name,
+        resume=can_resume(bot, active.name),
+        dataset=data.id,
+        parent=str(active.ref),
+    )
+
+    def progress(update: Any) -> None:
+        if update.epoch_done or update.step % 10 == 0:
+            say("train", f"step {update.step}/{update.total_steps}, loss {update.loss:.3f}")
+
+    try:
+        return train_adapter(bot, request, progress).adapter
+    except ConflictError:  # an interrupted run on other data: start this one afresh
+        if not request.resume:
+            raise
+        discard_run(bot, active.name)
+        say("train", "an unfinished run on other data was discarded")
+        fresh = TrainRequest(request.train_file, request.name, dataset=data.id,
+                             parent=request.parent)  # fmt: skip
+        return train_adapter(bot, fresh, progress).adapter
+
+
+def forgetting_probe() -> Path:
+    """General questions the embedded base model answers right (arithmetic, rewriting,
+    short general knowledge), shipped with hybrid."""
+    return Path(str(files("server.flywheel") / "forgetting_probe.jsonl"))
+
+
+def _evaluate(
+    bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report
+) -> dict[str, VariantScore]:
+    golden = read_golden(bot.root / bot.config.retrain.golden)
+    probe = read_golden(forgetting_probe())
+    arms = [
+        Arm("candidate", "adapter+rag", candidate, golden),
+        Arm("active", "adapter+rag", active, golden),
+        Arm("base on the probe", "base", None, probe),
+        Arm("candidate on the probe", "adapter", candidate, probe),
+    ]
+    total = 2 * len(golden) + 2 * len(probe)
+    answered = 0
+
+    def progress(label: str, done: int) -> None:
+        nonlocal answered
+        answered += 1
+        if answered % 20 == 0 or answered == total:
+            say("evaluate", f"{answered}/{total} answers")
+
+    return {score.variant: score for score in evaluate_arms(bot, arms, progress)}
+
+
+def _judge(
+    bot: Bot, scores: dict[str, VariantScore], candidate: AdapterRecord, active: AdapterRef
+) -> dict[str, Any]:
+    """Compare, apply the gate and store its report with the candidate."""
+    judge_settings = bot.config.evaluation.judge
+    judge = openai_judge(judge_settings) if judge_settings else None
+    comparison: Comparison = compare(scores["candidate"], scores["active"], judge)
+    summaries = {label: score.summary() for label, score in scores.items()}
+    gate: GateReport = judge_candidate(
+        comparison,
+        summaries["candidate"],
+        summaries["active"],
+        (summaries["base on the probe"], summaries["candidate on the probe"]),
+        bot.config.retrain,
+        judged=judge is not None,
+    )
+    stored = {
+        **gate.to_dict(),
+        "candidate": str(candidate.ref),
+        "active": str(active),
+        "judged_at": time.time(),
+        "summaries": summaries,
+        "comparison": comparison.to_dict(),
+    }
+    title = f"{bot.config.bot.name}: gate for {candidate.ref}"
+    write_report(
+        list(scores.values()),
+        candidate.path / "gate.html",
+        title,
+        preface=gate_section(gate, comparison),
+    )
+    partial = candidate.path / f".{GATE_FILE}.partial"
+    partial.write_text(json.dumps(stored, indent=2) + "\n")
+    partial.replace(candidate.path / GATE_FILE)
+    return stored
+
+
+def _stored_gate(candidate: AdapterRecord) -> dict[str, Any] | None:
+    try:
+        return json.loads((candidate.path / GATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
