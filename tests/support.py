@@ -10,11 +10,15 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from hybrid import Bot, Hit, init_bot
+from hybrid.protocols import Retriever
+from hybrid.types import AdapterRef, Message
 from indexes import embedder_for_bot, sync_index
+from server.interactions import Interaction, InteractionLog
 
 
 def hit(doc: str, text: str, score: float = 1.0) -> Hit:
@@ -27,6 +31,42 @@ def hit(doc: str, text: str, score: float = 1.0) -> Hit:
         text=text,
         score=score,
     )
+
+
+def log_answer(
+    log: InteractionLog,
+    retriever: Retriever,
+    question: str,
+    answer: str,
+    *,
+    rating: int | None = None,
+    correction: str | None = None,
+    finish: str = "stop",
+    error: str | None = None,
+    adapter: str = "kestrel@1",
+    history: tuple[Message, ...] = (),
+) -> str:
+    """Log an answer as the assistant would (the sources its prompt would hold), with a
+    customer's rating and correction; returns its id."""
+    answer_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    log.record(
+        Interaction(
+            id=answer_id,
+            question=question,
+            messages=[*history, Message("user", question)],
+            sources=retriever.sources(question, 3),
+            adapter=AdapterRef.parse(adapter),
+            answer=answer,
+            finish_reason=finish,
+            prompt_tokens=100,
+            completion_tokens=20,
+            seconds=0.5,
+            error=error,
+        )
+    )
+    if rating is not None:
+        log.add_feedback(answer_id, rating, correction)
+    return answer_id
 
 
 def make_bot(folder: Path, **settings: object) -> Bot:

@@ -239,6 +239,7 @@ def _lint(bot: Bot, data: Snapshot) -> None:
     tokenizer = load_tokenizer(bot.config.models.base, base_dir=bot.root, models_dir=bot.models_dir)
     report = lint_for_training(
         data.data_file,
+        eval_file=None,
         tokenizer=tokenizer,
         settings=bot.config.training,
         system_prompt=bot.config.bot.system_prompt,

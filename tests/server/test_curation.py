@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from pathlib import Path
 
 import pytest
-from support import edit, synced_bot
+from support import edit, log_answer, synced_bot
 from typer.testing import CliRunner
 
 from hybrid.cli.app import app
 from hybrid.types import AdapterRef, Message
 from indexes import HybridRetriever, embedder_for_bot, sync_index
 from server.flywheel.curation import ExportRequest, export_from_logs
-from server.interactions import Interaction, InteractionLog
+from server.interactions import InteractionLog
 
 SIGN_OFF = "Happy trails! – Kestrel Support"
 
@@ -33,27 +32,8 @@ def logged(tmp_path: Path):
     log = InteractionLog(bot.database)
     ids: dict[str, str] = {}
 
-    def answer(case: str, question: str, text: str, *, rating: int | None = None,
-               correction: str | None = None, finish: str = "stop", error: str | None = None,
-               adapter: str = "kestrel@1", history: tuple[Message, ...] = ()) -> None:  # fmt: skip
-        ids[case] = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        log.record(
-            Interaction(
-                id=ids[case],
-                question=question,
-                messages=[*history, Message("user", question)],
-                sources=retriever.sources(question, 3),
-                adapter=AdapterRef.parse(adapter),
-                answer=text,
-                finish_reason=finish,
-                prompt_tokens=100,
-                completion_tokens=20,
-                seconds=0.5,
-                error=error,
-            )
-        )
-        if rating is not None:
-            log.add_feedback(ids[case], rating, correction)
+    def answer(case: str, question: str, text: str, **feedback) -> None:
+        ids[case] = log_answer(log, retriever, question, text, **feedback)
 
     answer(
         "kept",

@@ -1,0 +1,162 @@
+"""`hybrid retrain` on the tiny model: every stage runs for real (export from a real log,
+training, evaluation of candidate and active side by side, the gate), the verdict is
+stored with the candidate, only a passing candidate is promoted, one run at a time, and
+kill -9 at any stage leaves the active version serving and the next run recovers."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import log_answer, make_bot
+from typer.testing import CliRunner
+
+from hybrid import Bot
+from hybrid.cli.app import app
+from hybrid.types import AdapterRef
+from indexes import HybridRetriever, embedder_for_bot, sync_index
+from server.flywheel.retrain import retrain
+from server.interactions import InteractionLog
+from training import AdapterRegistry, TrainRequest, train_adapter
+
+KILL_RETRAIN = Path(__file__).with_name("kill_retrain.py")
+SAMPLE = Path(__file__).resolve().parents[2] / "hybrid/templates/support/data"
+OPEN_GATE = {
+    "key_facts_tolerance": 1.0, "invented_figures_tolerance": 1.0, "handover_tolerance": 1.0,
+    "format_tolerance": 1.0, "newly_wrong_tolerance": 1.0, "min_win_rate": 0.0,
+    "forgetting_tolerance": 1.0,
+}  # fmt: skip
+
+
+def flywheel_bot(folder: Path, tiny_model_dir: Path, **settings: object) -> Bot:
+    """The sample bot on the tiny model with kestrel@1 active, trained on 16 sample
+    conversations (the replay data), and 12 well-rated answers in its log since."""
+    bot = make_bot(
+        folder,
+        base=str(tiny_model_dir),
+        epochs=1,
+        learning_rate=0.005,
+        checkpoint_steps=1,
+        max_new_tokens=8,
+        replay="data/replay.jsonl",
+        golden="data/small-golden.jsonl",
+        min_new_examples=5,
+        **settings,
+    )
+    train = (SAMPLE / "train.jsonl").read_text().splitlines()
+    golden = (SAMPLE / "golden.jsonl").read_text().splitlines()
+    (bot.data_dir / "replay.jsonl").write_text("\n".join(train[:16]) + "\n")
+    (bot.data_dir / "small-golden.jsonl").write_text("\n".join(golden[:6] + golden[-3:]) + "\n")
+    sync_index(bot, embedder := embedder_for_bot(bot))
+    train_adapter(bot, TrainRequest(bot.data_dir / "replay.jsonl", name="kestrel"))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("kestrel", 1)
+    log = InteractionLog(bot.database)
+    retriever = HybridRetriever.for_bot(bot, embedder)
+    for line in train[16:28]:
+        messages = json.loads(line)["messages"]
+        log_answer(log, retriever, messages[1]["content"], messages[2]["content"], rating=5)
+    log.close()
+    return bot
+
+
+def statuses(bot: Bot) -> dict[str, str]:
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        return {str(record.ref): record.status for record in registry.list("kestrel")}
+
+
+def run_cli(bot: Bot, *args: str):
+    return CliRunner().invoke(app, ["-C", str(bot.root), "retrain", *args])
+
+
+def test_the_gate_rejects_keeps_its_verdict_and_then_has_nothing_to_do(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir)
+    result = run_cli(bot, "--json")
+    assert result.exit_code == 4, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["status"] == "rejected" and outcome["candidate"] == "kestrel@2"
+    failed = [rule["name"] for rule in outcome["gate"]["rules"] if not rule["passed"]]
+    # Random tiny models: neither answers anything right, so the candidate cannot show a
+    # win rate above one half.
+    assert "win_rate" in failed
+    export = outcome["export"]
+    assert export["considered"] == 12 and export["kept"] + sum(export["removed"].values()) == 12
+    assert set(outcome["seconds"]) == {"export", "data", "lint", "train", "evaluate", "gate"}
+    assert statuses(bot) == {"kestrel@1": "active", "kestrel@2": "candidate"}
+    folder = bot.adapters_dir / "kestrel" / "2"
+    stored = json.loads((folder / "gate.json").read_text())
+    assert stored["passed"] is False and stored["comparison"]["candidate"] == "candidate"
+    assert len(stored["comparison"]["questions"]) == 9
+    assert "Gate failed" in (folder / "gate.html").read_text()
+
+    again = run_cli(bot)  # the same data: the verdict stands, nothing is trained again
+    assert again.exit_code == 4 and "win_rate" in again.output
+    assert statuses(bot) == {"kestrel@1": "active", "kestrel@2": "candidate"}
+
+    manifest = json.loads((folder / "hybrid-adapter.json").read_text())
+    snapshot = bot.state_dir / "datasets" / manifest["dataset"] / "manifest.json"
+    lineage = json.loads(snapshot.read_text())
+    assert lineage["parent"] == "kestrel@1" and lineage["replay_examples"] == 16
+    assert lineage["examples"] == 16 + export["kept"] and len(lineage["logs"]) == 1
+
+
+def test_a_passing_candidate_is_promoted_and_the_next_run_has_nothing_to_do(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir, **OPEN_GATE)
+    result = run_cli(bot)
+    assert result.exit_code == 0, result.output
+    assert "kestrel@2 replaces kestrel@1" in result.output
+    assert statuses(bot) == {"kestrel@1": "retired", "kestrel@2": "active"}
+    result = run_cli(bot, "--json")
+    assert result.exit_code == 3, "no new conversation since kestrel@2's data"
+    assert json.loads(result.stdout)["status"] == "nothing_to_do"
+
+
+def test_one_retrain_at_a_time(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir)
+    with open(bot.state_dir / "retrain.lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        result = run_cli(bot)
+    assert result.exit_code == 5 and "already running (pid 4242)" in result.output
+    assert statuses(bot) == {"kestrel@1": "active"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "target", "on_call"),
+    [
+        ("export", "server.flywheel.curation:write_snapshot", 1),
+        ("training", "training.recipe:_train_step", 3),
+        ("evaluation", "server.evaluation:_scored", 5),
+        ("promotion", "training.registry:AdapterRegistry.promote", 1),
+    ],
+)
+def test_kill_9_at_any_stage_keeps_the_active_version_and_the_next_run_recovers(
+    tmp_path: Path, tiny_model_dir: Path, stage: str, target: str, on_call: int
+) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir, **OPEN_GATE)
+    killed = subprocess.run(
+        [sys.executable, str(KILL_RETRAIN), str(bot.root), target, str(on_call)],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -9, killed.stderr
+    before = statuses(bot)
+    assert before["kestrel@1"] == "active", f"killed in {stage}: the active version serves"
+    assert set(before.values()) <= {"active", "candidate"}, "nothing half-built is listed"
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        assert registry.get(AdapterRef("kestrel")).version == 1
+
+    outcome = retrain(Bot.open(bot.root))
+    assert outcome.status == "promoted" and outcome.candidate == AdapterRef("kestrel", 2)
+    assert statuses(bot) == {"kestrel@1": "retired", "kestrel@2": "active"}
+    if stage in ("evaluation", "promotion"):
+        assert "train" in outcome.seconds and outcome.seconds["train"] < 5, "reused, not retrained"
