@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from hybrid.bot import Bot
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
 from hybrid.cli.progress import ProgressReport
@@ -33,6 +34,14 @@ def evaluate(
         ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Compare --adapter (the candidate) with this version, NAME[@VERSION] (NAME: "
+            "its active version): win/tie/loss per question, the win rate's 95% interval, "
+            "the forgetting probe, and the retrain gate's verdict.",
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -51,6 +60,13 @@ def evaluate(
 
     bot = current_bot(ctx)
     ref = AdapterRef.parse(adapter) if adapter else None
+    if compare is not None:
+        if ref is None:
+            raise typer.BadParameter(
+                "--compare needs --adapter: the candidate", param_hint="--adapter"
+            )
+        _compare(bot, golden, ref, AdapterRef.parse(compare), limit, report, as_json)
+        return
     if variants:
         chosen = [variant.strip() for variant in variants.split(",") if variant.strip()]
     else:
@@ -115,3 +131,43 @@ def _share(value: dict) -> str:
 
 def _number(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
+
+
+def _compare(
+    bot: Bot,
+    golden: Path,
+    candidate: AdapterRef,
+    active: AdapterRef,
+    limit: int | None,
+    report: Path | None,
+    as_json: bool,
+) -> None:
+    with stderr.status("Loading the models…"):
+        quiet_model_libraries()
+        from server.compose import find_adapter
+        from server.evaluation import read_golden
+        from server.flywheel.verdict import judge_candidate_against
+
+        cases = read_golden(golden)[:limit]
+        candidate = find_adapter(bot, candidate).ref
+        active = find_adapter(bot, active).ref
+    with ProgressReport("Answering") as progress_report:
+        verdict = judge_candidate_against(bot, candidate, active, cases, progress_report.update)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = report or find_adapter(bot, candidate).path / "evaluations" / f"compare-{stamp}.html"
+    verdict.write_html(report, f"{bot.config.bot.name}: {candidate} against {active}, {stamp}")
+    if as_json:
+        echo_json(verdict.to_dict())
+        stderr.print(f"report: {report}")
+        return
+    comparison = verdict.comparison
+    low, high = comparison.interval
+    typer.echo(
+        f"{candidate} against {active} on {len(cases)} questions: {comparison.count('win')} "
+        f"wins, {comparison.count('tie')} ties, {comparison.count('loss')} losses; win rate "
+        f"{comparison.win_rate:.3f} (95% interval {low:.3f}-{high:.3f})"
+    )
+    for rule in verdict.gate.rules:
+        typer.echo(f"  {'pass' if rule.passed else 'FAIL'}  {rule.name}: {rule.detail}")
+    gate = "passes" if verdict.gate.passed else "fails"
+    typer.echo(f"The retrain gate {gate}; report: {report}")

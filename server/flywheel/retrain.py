@@ -24,21 +24,15 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.resources import files
-from pathlib import Path
 from typing import Any, Literal
 
 from hybrid.bot import Bot
 from hybrid.errors import BusyError, ConflictError, InvalidInputError
 from hybrid.types import AdapterRef
 from indexes import HybridRetriever, embedder_for_bot
-from server.eval_report import write_report
-from server.evaluation import Arm, VariantScore, evaluate_arms, read_golden
-from server.flywheel.comparison import Comparison, compare
+from server.evaluation import read_golden
 from server.flywheel.curation import ExportRequest, ExportResult, export_from_logs
-from server.flywheel.gate import GateReport, judge_candidate
-from server.flywheel.judge import openai_judge
-from server.flywheel.report import gate_section
+from server.flywheel.verdict import Verdict, judge_candidate_against
 from training import (
     AdapterRecord,
     AdapterRegistry,
@@ -119,9 +113,9 @@ def retrain(bot: Bot, name: str | None = None, report: Report | None = None) -> 
         stored = _stored_gate(candidate)
         if stored is None:
             with timer("evaluate"):
-                scores = _evaluate(bot, candidate.ref, active.ref, say)
+                verdict = _verdict(bot, candidate.ref, active.ref, say)
             with timer("gate"):
-                stored = _judge(bot, scores, candidate, active.ref)
+                stored = _store(bot, verdict, candidate)
         outcome.gate = stored
         if not stored["passed"]:
             failed = ", ".join(rule["name"] for rule in stored["rules"] if not rule["passed"])
@@ -289,65 +283,21 @@ def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> Adap
         return train_adapter(bot, fresh, progress).adapter
 
 
-def forgetting_probe() -> Path:
-    """General questions the embedded base model answers right (arithmetic, rewriting,
-    short general knowledge), shipped with hybrid."""
-    return Path(str(files("server.flywheel") / "forgetting_probe.jsonl"))
-
-
-def _evaluate(
-    bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report
-) -> dict[str, VariantScore]:
+def _verdict(bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report) -> Verdict:
     golden = read_golden(bot.root / bot.config.retrain.golden)
-    probe = read_golden(forgetting_probe())
-    arms = [
-        Arm("candidate", "adapter+rag", candidate, golden),
-        Arm("active", "adapter+rag", active, golden),
-        Arm("base on the probe", "base", None, probe),
-        Arm("candidate on the probe", "adapter", candidate, probe),
-    ]
-    total = 2 * len(golden) + 2 * len(probe)
-    answered = 0
 
-    def progress(label: str, done: int) -> None:
-        nonlocal answered
-        answered += 1
+    def progress(answered: int, total: int) -> None:
         if answered % 20 == 0 or answered == total:
             say("evaluate", f"{answered}/{total} answers")
 
-    return {score.variant: score for score in evaluate_arms(bot, arms, progress)}
+    return judge_candidate_against(bot, candidate, active, golden, progress)
 
 
-def _judge(
-    bot: Bot, scores: dict[str, VariantScore], candidate: AdapterRecord, active: AdapterRef
-) -> dict[str, Any]:
-    """Compare, apply the gate and store its report with the candidate."""
-    judge_settings = bot.config.evaluation.judge
-    judge = openai_judge(judge_settings) if judge_settings else None
-    comparison: Comparison = compare(scores["candidate"], scores["active"], judge)
-    summaries = {label: score.summary() for label, score in scores.items()}
-    gate: GateReport = judge_candidate(
-        comparison,
-        summaries["candidate"],
-        summaries["active"],
-        (summaries["base on the probe"], summaries["candidate on the probe"]),
-        bot.config.retrain,
-        judged=judge is not None,
-    )
-    stored = {
-        **gate.to_dict(),
-        "candidate": str(candidate.ref),
-        "active": str(active),
-        "judged_at": time.time(),
-        "summaries": summaries,
-        "comparison": comparison.to_dict(),
-    }
-    title = f"{bot.config.bot.name}: gate for {candidate.ref}"
-    write_report(
-        list(scores.values()),
-        candidate.path / "gate.html",
-        title,
-        preface=gate_section(gate, comparison),
+def _store(bot: Bot, verdict: Verdict, candidate: AdapterRecord) -> dict[str, Any]:
+    """The gate report, stored with the candidate (HTML first: gate.json marks it done)."""
+    stored = {**verdict.to_dict(), "judged_at": time.time()}
+    verdict.write_html(
+        candidate.path / "gate.html", f"{bot.config.bot.name}: gate for {candidate.ref}"
     )
     partial = candidate.path / f".{GATE_FILE}.partial"
     partial.write_text(json.dumps(stored, indent=2) + "\n")

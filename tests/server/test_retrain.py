@@ -160,3 +160,31 @@ def test_kill_9_at_any_stage_keeps_the_active_version_and_the_next_run_recovers(
     assert statuses(bot) == {"kestrel@1": "retired", "kestrel@2": "active"}
     if stage in ("evaluation", "promotion"):
         assert "train" in outcome.seconds and outcome.seconds["train"] < 5, "reused, not retrained"
+
+
+def test_eval_compare_shows_the_verdict_the_gate_acts_on(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir)
+    assert run_cli(bot).exit_code == 4
+    golden = str(bot.data_dir / "small-golden.jsonl")
+    args = ["-C", str(bot.root), "eval", golden, "--adapter", "kestrel@2", "--compare", "kestrel"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.stdout)
+    stored = json.loads((bot.adapters_dir / "kestrel" / "2" / "gate.json").read_text())
+    assert (verdict["candidate"], verdict["active"]) == ("kestrel@2", "kestrel@1")
+    assert verdict["comparison"]["questions"] == stored["comparison"]["questions"]
+    assert verdict["rules"] == stored["rules"], "the same answers, the same verdict"
+    counts = [verdict["comparison"][kind] for kind in ("wins", "ties", "losses")]
+    assert sum(counts) == 9
+    assert list(verdict["summaries"]) == [
+        "candidate", "active", "base on the probe", "candidate on the probe"
+    ]  # fmt: skip
+
+    text = CliRunner().invoke(app, [*args, "--limit", "3"])
+    assert (
+        text.exit_code == 0 and "on 3 questions" in text.output and "FAIL  win_rate" in text.output
+    )
+    missing = CliRunner().invoke(app, ["-C", str(bot.root), "eval", golden, "--compare", "kestrel"])
+    assert missing.exit_code == 2 and "--compare needs --adapter" in missing.output
