@@ -6,12 +6,17 @@ so the job's `fine_tuned_model` (NAME@VERSION) can be asked for at once.
 
 A job the server was running when it stopped is queued again at the next start and
 resumes from its last checkpoint.
+
+With `[retrain] schedule` set, the runner also queues a retrain job once per hour, day
+or week (UTC periods; the period is the job's idempotency key, so two server processes
+queue one): `hybrid retrain`, each stage an event, the gate deciding the promotion.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import partial
 
 from hybrid.bot import Bot
@@ -19,11 +24,13 @@ from hybrid.config import with_training
 from hybrid.errors import HybridError
 from indexes import IndexNotReadyError, open_retriever
 from server.files import FileStore
-from server.jobs import Job, JobStore
+from server.flywheel.retrain import retrain
+from server.jobs import Job, JobSpec, JobStore
 from training import Progress, TrainRequest, can_resume, discard_run, train_adapter
 
 logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 5.0  # also picks up jobs another process queued
+PERIODS = {"hourly": 3600, "daily": 86_400, "weekly": 604_800}
 
 
 class _Stop(Exception):
@@ -66,6 +73,7 @@ class JobRunner:
         try:
             resuming = {job.id for job in jobs.requeue_interrupted()}
             while not self._stopping.is_set():
+                self._queue_scheduled_retrain(jobs)
                 job = jobs.claim_next()
                 if job is None:
                     self._wake.wait(IDLE_POLL_SECONDS)
@@ -76,8 +84,28 @@ class JobRunner:
             jobs.close()
             files.close()
 
+    def _queue_scheduled_retrain(self, jobs: JobStore) -> None:
+        schedule = self.bot.config.retrain.schedule
+        if not schedule:
+            return
+        period = f"retrain-{schedule}-{int(time.time() // PERIODS[schedule])}"
+        spec = JobSpec(
+            model=self.bot.config.models.base,
+            training_file="interaction-log",
+            validation_file=None,
+            adapter=self.bot.config.retrain.adapter,
+            suffix=None,
+            seed=self.bot.config.training.seed,
+            metadata={"kind": "retrain", "schedule": schedule},
+            kind="retrain",
+        )
+        jobs.create(spec, period, idempotency_key=period)
+
     def _run(self, job: Job, jobs: JobStore, files: FileStore, *, resume: bool) -> None:
         spec = job.spec
+        if spec.kind == "retrain":
+            self._retrain(job, jobs)
+            return
         try:
             bot = _with_hyperparameters(self.bot, job)
         except HybridError as exc:  # e.g. a multiplier that takes the rate out of bounds
@@ -141,6 +169,28 @@ class JobRunner:
         # Nobody resumes a cancelled or failed job: its checkpoints go before it ends.
         discard_run(bot, spec.adapter)
         end()
+
+    def _retrain(self, job: Job, jobs: JobStore) -> None:
+        def report(stage: str, message: str) -> None:
+            if self._stopping.is_set() or jobs.cancel_requested(job.id):
+                raise _Stop
+            jobs.add_event(job.id, f"{stage}: {message}")
+
+        try:
+            outcome = retrain(self.bot, job.spec.adapter or None, report, job.id)
+        except _Stop:
+            if not self._stopping.is_set():
+                jobs.mark_cancelled(job.id)
+            return  # shutting down: it runs again, and resumes, at the next start
+        except HybridError as exc:  # e.g. busy: a `hybrid retrain` is running
+            jobs.fail(job.id, exc.code, exc.message)
+            return
+        except Exception:
+            logger.exception("retrain job %s failed", job.id)
+            jobs.fail(job.id, "internal_error", "the retrain failed; see the log")
+            return
+        model = str(outcome.candidate) if outcome.candidate else None
+        jobs.succeed(job.id, model, None, outcome.summary())
 
 
 def _with_hyperparameters(bot: Bot, job: Job) -> Bot:

@@ -75,6 +75,9 @@ class JobSpec:
     batch_size: int | None = None
     learning_rate_multiplier: float | None = None
     metadata: dict[str, str] | None = None
+    # "retrain": `hybrid retrain` on the server's schedule (no training file; the gate
+    # decides the promotion).
+    kind: Literal["fine-tune", "retrain"] = "fine-tune"
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,13 @@ class JobStore:
 
     # -- the runner's side ---------------------------------------------------------------
 
+    def newest(self, kind: str) -> Job | None:
+        row = self.db.execute(
+            "SELECT * FROM jobs WHERE json_extract(spec, '$.kind') = ? ORDER BY seq DESC LIMIT 1",
+            [kind],
+        ).fetchone()
+        return _job(row) if row is not None else None
+
     def requeue_interrupted(self) -> list[Job]:
         """Jobs left running by a server that stopped mid-run go back to the queue."""
         with write_transaction(self.db):
@@ -205,14 +215,21 @@ class JobStore:
         row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id])
         return bool(row.fetchone()[0])
 
-    def succeed(self, job_id: str, model: str, trained_tokens: int) -> None:
+    def succeed(
+        self, job_id: str, model: str | None, trained_tokens: int | None, note: str = ""
+    ) -> None:
+        """Finished: with the adapter version it made (None: a retrain that had nothing
+        to do), and a closing note."""
         with write_transaction(self.db):
             self.db.execute(
                 "UPDATE jobs SET fine_tuned_model = ?, trained_tokens = ? WHERE id = ?",
                 [model, trained_tokens, job_id],
             )
             self._finish(job_id, "succeeded")
-            self._event(job_id, f"New fine-tuned model created: {model}")
+            if model is not None:
+                self._event(job_id, f"New fine-tuned model created: {model}")
+            if note:
+                self._event(job_id, note)
             self._event(job_id, "The job has successfully completed")
 
     def fail(self, job_id: str, code: str, message: str) -> None:

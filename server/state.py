@@ -22,6 +22,7 @@ from server.assistant import Assistant
 from server.compose import open_assistant
 from server.engine import GenerationEngine
 from server.files import FileStore
+from server.flywheel.watch import PromotionWatch
 from server.interactions import InteractionLog
 from server.job_runner import JobRunner
 from server.jobs import JobStore
@@ -97,6 +98,19 @@ class ServerState:
 
     def jobs(self) -> JobStore:
         return self._per_thread("jobs", lambda: JobStore(self.bot.database))
+
+    def promotions(self) -> PromotionWatch:
+        return self._per_thread(
+            "promotions", lambda: PromotionWatch(self.bot.database, self.bot.config.retrain)
+        )
+
+    def watch_promotions(self) -> None:
+        """After a rating: a retrained version whose ratings fell is rolled back (see
+        server/flywheel/watch.py), noted on the job that promoted it."""
+        for decision in self.promotions().check(self.registry()):
+            if decision.job_id is not None:
+                level = "warn" if decision.status == "rolled_back" else "info"
+                self.jobs().add_event(decision.job_id, decision.reason, level=level)
 
     def _per_thread(self, name: str, connect: Callable[[], T]) -> T:
         """This thread's own store (sqlite connections are not shared between threads)."""

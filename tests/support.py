@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
 import re
 import signal
@@ -17,8 +18,9 @@ from pathlib import Path
 from hybrid import Bot, Hit, init_bot
 from hybrid.protocols import Retriever
 from hybrid.types import AdapterRef, Message
-from indexes import embedder_for_bot, sync_index
+from indexes import HybridRetriever, embedder_for_bot, sync_index
 from server.interactions import Interaction, InteractionLog
+from training import AdapterRegistry, TrainRequest, train_adapter
 
 
 def hit(doc: str, text: str, score: float = 1.0) -> Hit:
@@ -151,3 +153,48 @@ def serving(app, ready_path: str = "/healthz", timeout: float = 120) -> Iterator
         server.should_exit = True
         thread.join(timeout=60)
         sock.close()
+
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "hybrid/templates/support/data"
+OPEN_GATE = {
+    "key_facts_tolerance": 1.0, "invented_figures_tolerance": 1.0, "handover_tolerance": 1.0,
+    "format_tolerance": 1.0, "newly_wrong_tolerance": 1.0, "min_win_rate": 0.0,
+    "forgetting_tolerance": 1.0,
+}  # fmt: skip
+
+
+def flywheel_bot(folder: Path, tiny_model_dir: Path, **settings: object) -> Bot:
+    """The sample bot on the tiny model with kestrel@1 active, trained on 16 sample
+    conversations (the replay data), and 12 well-rated answers in its log since."""
+    bot = make_bot(
+        folder,
+        base=str(tiny_model_dir),
+        epochs=1,
+        learning_rate=0.005,
+        checkpoint_steps=1,
+        max_new_tokens=8,
+        replay="data/replay.jsonl",
+        golden="data/small-golden.jsonl",
+        min_new_examples=5,
+        **settings,
+    )
+    train = (SAMPLE_DATA / "train.jsonl").read_text().splitlines()
+    golden = (SAMPLE_DATA / "golden.jsonl").read_text().splitlines()
+    (bot.data_dir / "replay.jsonl").write_text("\n".join(train[:16]) + "\n")
+    (bot.data_dir / "small-golden.jsonl").write_text("\n".join(golden[:6] + golden[-3:]) + "\n")
+    sync_index(bot, embedder := embedder_for_bot(bot))
+    train_adapter(bot, TrainRequest(bot.data_dir / "replay.jsonl", name="kestrel"))
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        registry.promote("kestrel", 1)
+    log = InteractionLog(bot.database)
+    retriever = HybridRetriever.for_bot(bot, embedder)
+    for line in train[16:28]:
+        messages = json.loads(line)["messages"]
+        log_answer(log, retriever, messages[1]["content"], messages[2]["content"], rating=5)
+    log.close()
+    return bot
+
+
+def statuses(bot: Bot) -> dict[str, str]:
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        return {str(record.ref): record.status for record in registry.list("kestrel")}

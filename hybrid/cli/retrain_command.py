@@ -48,17 +48,6 @@ def retrain(
         echo_json(outcome.to_dict())
     else:
         stages = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in outcome.seconds.items())
-        typer.echo(f"{outcome.status.replace('_', ' ')}: {_verdict(outcome.to_dict())}")
+        typer.echo(outcome.summary())
         typer.echo(f"time per stage: {stages}")
     raise typer.Exit(EXIT_STATUS[outcome.status])
-
-
-def _verdict(outcome: dict) -> str:
-    if outcome["gate"] is None:
-        export = outcome["export"] or {}
-        return f"{export.get('kept', 0)} new example(s); {outcome['active']} stays active"
-    failed = [rule for rule in outcome["gate"]["rules"] if not rule["passed"]]
-    if not failed:
-        return f"{outcome['candidate']} replaces {outcome['active']}"
-    reasons = "; ".join(f"{rule['name']}: {rule['detail']}" for rule in failed)
-    return f"{outcome['candidate']} stays a candidate ({reasons})"

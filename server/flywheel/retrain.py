@@ -33,6 +33,7 @@ from indexes import HybridRetriever, embedder_for_bot
 from server.evaluation import read_golden
 from server.flywheel.curation import ExportRequest, ExportResult, export_from_logs
 from server.flywheel.verdict import Verdict, judge_candidate_against
+from server.flywheel.watch import PromotionWatch
 from training import (
     AdapterRecord,
     AdapterRegistry,
@@ -63,6 +64,19 @@ class RetrainOutcome:
     gate: dict[str, Any] | None = None  # the stored gate report
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
 
+    def summary(self) -> str:
+        """One line for a person: what happened and why."""
+        if self.status == "nothing_to_do":
+            kept = self.export.kept if self.export else 0
+            return f"nothing to do: {kept} new example(s); {self.active} stays active"
+        if self.status == "promoted":
+            return f"promoted: the gate passed, {self.candidate} replaces {self.active}"
+        assert self.gate is not None
+        failed = "; ".join(
+            f"{rule['name']}: {rule['detail']}" for rule in self.gate["rules"] if not rule["passed"]
+        )
+        return f"rejected: {self.candidate} stays a candidate (failed {failed})"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -74,8 +88,11 @@ class RetrainOutcome:
         }
 
 
-def retrain(bot: Bot, name: str | None = None, report: Report | None = None) -> RetrainOutcome:
-    """Run every stage; raises BusyError if another retrain of this bot is running."""
+def retrain(
+    bot: Bot, name: str | None = None, report: Report | None = None, job_id: str | None = None
+) -> RetrainOutcome:
+    """Run every stage; raises BusyError if another retrain of this bot is running.
+    A promotion is then watched (server/flywheel/watch.py), on behalf of `job_id`."""
     say = report or (lambda stage, message: None)
     settings = bot.config.retrain
     with _only_run(bot):
@@ -124,6 +141,8 @@ def retrain(bot: Bot, name: str | None = None, report: Report | None = None) -> 
             return outcome
         with timer("promote"), AdapterRegistry(bot.database, bot.adapters_dir) as registry:
             registry.promote(candidate.name, candidate.version)
+            with PromotionWatch(bot.database, settings) as watch:
+                watch.start(candidate.ref, active.ref, job_id)
             say("promote", f"{candidate.ref} is now active (was {active.ref})")
         outcome.status = "promoted"
         return outcome

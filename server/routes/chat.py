@@ -176,7 +176,8 @@ def _completion(answer: Answer, model: str) -> ChatCompletion:
     return ChatCompletion(
         id=answer.id,
         created=int(time.time()),
-        model=model,
+        # As OpenAI names the snapshot that answered: NAME@VERSION for an adapter's name.
+        model=str(answer.adapter) if answer.adapter else model,
         choices=[
             Choice(
                 message=AssistantMessage(content=answer.text),

@@ -23,6 +23,7 @@ def give_feedback(
     feedback_id = log.add_feedback(
         data.completion_id, data.rating, data.corrected_answer, data.comment
     )
+    server.watch_promotions()
     return Feedback(id=feedback_id, completion_id=data.completion_id, rating=data.rating)
 
 

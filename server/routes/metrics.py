@@ -24,6 +24,7 @@ def metrics(server: NamedDependency[ServerState]) -> str:
             "hybrid_running_requests": engine.running if engine else 0,
             "hybrid_index_version": version or 0,
             "hybrid_loaded_adapters": len(engine.loaded_adapters()) if engine else 0,
+            "hybrid_adapter_auto_rollbacks": server.promotions().rollbacks(),
         },
         labelled={"hybrid_active_adapter": ("adapter", active)},
     )
