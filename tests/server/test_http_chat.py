@@ -210,7 +210,7 @@ def test_promotion_and_rollback_over_http_switch_what_a_name_answers_with(
         answered_by()  # terse has no active version yet
     promoted = httpx.post(f"{url}/v1/adapters/terse/promote", json={"version": 1}).json()
     assert (promoted["id"], promoted["status"]) == ("terse@1", "active")
-    assert answered_by() == "terse"
+    assert answered_by() == "terse@1", "the response names the version that answered"
     listed = {a["id"]: a["status"] for a in httpx.get(f"{url}/v1/adapters").json()["data"]}
     assert listed == {"style@1": "active", "terse@1": "active"}
     nothing = httpx.post(f"{url}/v1/adapters/terse/rollback")
