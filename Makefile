@@ -19,7 +19,7 @@ SHELL := bash
 # that do not exist; drop that noise, keep pip's exit status (pipefail).
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install browser run test bench lint clean
+.PHONY: install browser run test test-flywheel bench lint clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The retrain loop end to end on the embedded models (a simulated week, then `hybrid
+# retrain`): too long for `make test`, run by CI beside it.
+test-flywheel: install
+	$(BIN)/python -m pytest -m flywheel -s
 
 bench: install
 	$(BIN)/python -m benchmarks

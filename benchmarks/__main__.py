@@ -15,6 +15,7 @@ from benchmarks import (
     bench_base_model,
     bench_index_sync,
     bench_matmul,
+    bench_retrain,
     bench_retrieval_quality,
     bench_search_latency,
     bench_server,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "training": bench_training.run,
     "server": bench_server.run,
     "answers": bench_answers.run,
+    "retrain": bench_retrain.run,
 }
 
 

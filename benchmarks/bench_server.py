@@ -15,20 +15,15 @@ single batches generate exactly the same tokens and their times compare directly
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from benchmarks.common import Figure, with_settings
+from benchmarks.common import Figure, hybrid_serve, with_settings
 from hybrid.bot import Bot, init_bot
 from indexes import embedder_for_bot, sync_index
 from training import AdapterRegistry, TrainRequest, train_adapter
@@ -50,7 +45,7 @@ def run() -> list[Figure]:
             for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
             if line.strip()
         ]
-        with _serving(bot) as url:
+        with hybrid_serve(bot) as url:
             return _measure(url, questions, bot.config.models.base)
 
 
@@ -272,31 +267,3 @@ def _publish_inert_adapters(bot: Bot) -> None:
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         for name in ADAPTERS:
             registry.promote(name, 1)
-
-
-@contextlib.contextmanager
-def _serving(bot: Bot) -> Iterator[str]:
-    """`hybrid serve` on a free loopback port, in its own process; its URL once ready."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "hybrid", "-C", str(bot.root), "serve", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("hybrid serve did not become ready")
-            time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import contextlib
+import socket
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
+import httpx
 import msgspec
 
 from hybrid.bot import Bot
@@ -40,3 +45,31 @@ def median_seconds(action: Callable[[], object], repeats: int, warmup: int = 1) 
         action()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+@contextlib.contextmanager
+def hybrid_serve(bot: Bot) -> Iterator[str]:
+    """`hybrid serve` on a free loopback port, in its own process; its URL once ready."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "hybrid", "-C", str(bot.root), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("hybrid serve did not become ready")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -178,7 +178,7 @@ class IndexStore:
     def begin_version(
         self, parent: int | None, *, embedder: str, dimension: int, kind: str, chunking: dict
     ) -> int:
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             last = self.db.execute("SELECT max(version) FROM index_versions").fetchone()[0]
             number = (last or 0) + 1
             self.db["index_versions"].insert(
@@ -198,7 +198,7 @@ class IndexStore:
     def copy_documents(self, source: int, target: int, *, except_nums: Iterable[int]) -> None:
         """Carry the parent's unchanged documents into the version being built."""
         excluded = json.dumps(sorted(except_nums))
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             self.db.execute(
                 "INSERT INTO version_documents (version, document_num) "
                 "SELECT ?, document_num FROM version_documents WHERE version = ? "
@@ -217,7 +217,7 @@ class IndexStore:
         hash, created_at, [(chunk, embedding hash)]) as a revision of `version`."""
         now = time.time()
         nums = []
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             self.db["embeddings"].insert_all(
                 ({"embedder": embedder, "hash": h, "vector": v} for h, v in vectors.items()),
                 ignore=True,
@@ -264,7 +264,7 @@ class IndexStore:
             "LEFT JOIN chunks c ON c.document_num = vd.document_num WHERE vd.version = ?",
             [version],
         ).fetchone()
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             self.db["index_versions"].update(
                 version,
                 {
@@ -277,7 +277,7 @@ class IndexStore:
     def publish(self, version: int) -> None:
         """The atomic switch: from this commit on, searches use `version`, and the FTS
         index holds exactly its chunks."""
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             current = self.published_version() or 0
             # An external-content FTS5 row is deleted by giving back the values it indexed;
             # chunks are immutable, so the chunks table still has them.
@@ -305,7 +305,7 @@ class IndexStore:
         numbers = list(numbers)
         if not numbers:
             return
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             self.db.execute(
                 "DELETE FROM index_versions WHERE version IN (SELECT value FROM json_each(?))",
                 [json.dumps(numbers)],
@@ -422,7 +422,7 @@ class IndexStore:
         return problems
 
     def rebuild_fts(self) -> None:
-        with self.db.atomic():
+        with database.write_transaction(self.db.conn):
             self.db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild')")
 
 

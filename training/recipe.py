@@ -8,18 +8,14 @@ every epoch, early stopping, checkpoints -> publish the best adapter to the regi
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from hybrid.bot import Bot
 from hybrid.config import TrainingSettings
@@ -37,6 +33,7 @@ from training.loss_curve import plot_loss_curve
 from training.registry import AdapterRecord, AdapterRegistry
 from training.rendering import TokenizedExample, tokenize_example
 from training.retrieval_data import with_retrieval
+from training.run_record import adapter_manifest, run_identity
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,7 @@ def train_adapter(
 
     # -- run state (fresh or resumed) ----------------------------------------------------
     run = _run_folder(bot, request.name)
-    identity = _identity(bot, request, settings)
+    identity = run_identity(bot, request, settings)
     history, step, epoch, batch_index = History(), 0, 0, 0
     best: tuple[float, dict[str, Any]] | None = None
     stale_epochs = 0
@@ -227,7 +224,9 @@ def train_adapter(
     # -- publish ----------------------------------------------------------------------------
     if best is not None:
         _load_trainable(model, best[1])  # the epoch with the lowest eval loss
-    manifest = _manifest(bot, base, request, identity, history, step, epochs, stopped_early())
+    manifest = adapter_manifest(
+        bot, base, request, identity, history, step, epochs, stopped_early()
+    )
 
     def write(folder: Path) -> dict[str, Any]:
         model.save_pretrained(folder)
@@ -437,68 +436,3 @@ def _load_trainable(model, state: dict[str, Any]) -> None:
     parameters = dict(model.named_parameters())
     for name, value in state.items():
         parameters[name].data.copy_(value)
-
-
-def _file_hash(*paths: Path | None) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        if path is not None:
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _identity(bot: Bot, request: TrainRequest, settings: TrainingSettings) -> dict[str, Any]:
-    """What a resumed run must share with the run it continues."""
-    return {
-        "base_model": bot.config.models.base,
-        "data_hash": _file_hash(request.train_file, request.eval_file),
-        "settings": msgspec.to_builtins(settings),
-        "qlora": request.qlora,
-        "force": request.force,
-        "max_steps": request.max_steps,
-        "with_retrieval": request.retriever is not None,
-    }
-
-
-def _manifest(
-    bot: Bot,
-    base: BaseModel,
-    request: TrainRequest,
-    identity: dict[str, Any],
-    history: History,
-    steps: int,
-    epochs: int,
-    stopped_early: bool,
-) -> dict[str, Any]:
-    weights = sorted(Path(base.path).glob("*.safetensors")) if Path(base.path).is_dir() else []
-    return {
-        "base_model": bot.config.models.base,
-        "base_model_path": base.path,
-        "base_model_hash": _file_hash(*weights) if weights else None,
-        "train_file": str(request.train_file),
-        "eval_file": str(request.eval_file) if request.eval_file else None,
-        "data_hash": identity["data_hash"],
-        "dataset": request.dataset,
-        "parent": request.parent,
-        "qlora": request.qlora,
-        "with_retrieval": request.retriever is not None,
-        "index_version": request.index_version,
-        "hyperparameters": identity["settings"],
-        "metrics": {
-            "steps": steps,
-            "epochs": epochs,
-            "stopped_early": stopped_early,
-            "final_train_loss": history.train_loss[-1][1] if history.train_loss else None,
-            "eval_loss": history.eval_loss,
-            "best_eval_loss": min((loss for _, loss in history.eval_loss), default=None),
-            "train_loss": history.train_loss,
-        },
-        "timings": {
-            "train_seconds": round(history.seconds, 2),
-            "tokens": history.tokens,
-            "trained_tokens": history.trained_tokens,
-            "positions": history.positions,
-            "tokens_per_second": round(history.tokens_per_second, 1),
-        },
-        "versions": {name: package_version(name) for name in ("torch", "transformers", "peft")},
-    }

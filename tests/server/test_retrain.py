@@ -144,3 +144,22 @@ def test_eval_compare_shows_the_verdict_the_gate_acts_on(
     )
     missing = CliRunner().invoke(app, ["-C", str(bot.root), "eval", golden, "--compare", "kestrel"])
     assert missing.exit_code == 2 and "--compare needs --adapter" in missing.output
+
+
+def test_a_judge_that_gives_no_verdict_fails_the_gate(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import socket
+
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir, **OPEN_GATE)
+    with socket.socket() as closed:  # a port nothing listens on: the judge is down
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    text = bot.config_file.read_text()
+    bot.config_file.write_text(
+        text.replace("[retrain]", f'[evaluation.judge]\nurl = "http://127.0.0.1:{port}/v1"\n'
+                     'model = "judge"\ntimeout = 5.0\n\n[retrain]', 1)
+    )  # fmt: skip
+    result = run_cli(bot, "--json")
+    assert result.exit_code == 4, result.output
+    rules = {rule["name"]: rule for rule in json.loads(result.stdout)["gate"]["rules"]}
+    assert not rules["judge"]["passed"] and "no usable verdict" in rules["judge"]["detail"]
+    assert all(rule["passed"] for name, rule in rules.items() if name != "judge")
