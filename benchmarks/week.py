@@ -4,9 +4,10 @@ The bot launches with kestrel@1, trained on a small seed set (the first SEED_SIZ
 conversations, as served: with retrieval). During the week customers ask the questions
 of the next WEEK_SIZE sample conversations through the real server, plus two questions
 of the golden set and one question asked twice. A support agent reviews every answer
-against the sample's answer for it: an answer with all its figures, in the format, and
-not a wrong hand-over gets a 5; otherwise two of three get a 2 with the sample answer as
-the correction, and the third a 1 without one.
+against the sample's answer for it: an answer that says what the sample answer says
+(all its figures, and at least half of it: ROUGE-L >= 0.5), in the format, and not a
+wrong hand-over gets a 5; otherwise two of three get a 2 with the sample answer as the
+correction, and the third a 1 without one.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from hybrid.bot import Bot, init_bot
 from hybrid.config import write_setting
 from indexes import embedder_for_bot, open_retriever, sync_index
 from training import AdapterRegistry, TrainRequest, train_adapter
-from training.evaluation import figures, format_problems, is_handover, missing_facts
+from training.evaluation import figures, format_problems, is_handover, missing_facts, rouge_l
 
 SEED_SIZE = 40
 WEEK_SIZE = 60
 AT_ONCE = 8  # customers asking at the same time
+# An answer with every figure but nothing else ("Hi there! Policy: Shipping") says
+# nothing: the agent wants at least half of the sample answer (ROUGE-L).
+SAYS_IT = 0.5
 
 
 @dataclass
@@ -103,6 +107,7 @@ def _review(bot: Bot, answer: str, expected: str, number: int) -> tuple[int, str
     wanted_handover = is_handover(expected, handover)
     right = (
         not missing_facts(answer, sorted(figures(expected)))
+        and rouge_l(answer, expected) >= SAYS_IT
         and is_handover(answer, handover) == wanted_handover
         and (wanted_handover or not format_problems(answer, bot.config.evaluation))
     )
