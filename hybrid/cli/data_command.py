@@ -124,6 +124,8 @@ def export(
         golden=golden,
     )
     result = export_from_logs(bot, request)
+    for problem in result.unreadable:
+        stderr.print(f"[yellow]warning:[/] interaction log row {problem}: left out")
     if result.snapshot is not None:
         _write_copy(result.snapshot.data_file, out)
     if as_json:

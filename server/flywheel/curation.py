@@ -74,6 +74,7 @@ class ExportResult:
     considered: int  # logged answers in the selection (since, adapter)
     removed: dict[str, int] = field(default_factory=dict)
     redacted: int = 0  # lines with personal data replaced
+    unreadable: list[str] = field(default_factory=list)  # "ID: why", for the log's keeper
 
     @property
     def kept(self) -> int:
@@ -87,6 +88,7 @@ class ExportResult:
             "kept": self.kept,
             "removed": self.removed,
             "redacted": self.redacted,
+            "unreadable": self.unreadable,
         }
 
 
@@ -119,6 +121,7 @@ def export_from_logs(bot: Bot, request: ExportRequest) -> ExportResult:
         considered=len(logged),
         removed={rule: removed[rule] for rule in RULES},
         redacted=sum(changed for _, changed in records),
+        unreadable=[f"{answer.id}: {answer.problem}" for answer in logged if answer.problem],
     )
     if records:
         manifest = {

@@ -49,7 +49,6 @@ from training import (
 from training.snapshots import Snapshot, read_snapshot, write_snapshot
 
 Status = Literal["promoted", "rejected", "nothing_to_do"]
-STAGES = ("export", "data", "lint", "train", "evaluate", "gate", "promote")
 GATE_FILE = "gate.json"
 # stage, message: what the CLI prints and the server's job records as an event.
 Report = Callable[[str, str], None]

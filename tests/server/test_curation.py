@@ -111,6 +111,8 @@ def test_export_keeps_good_and_corrected_answers_in_their_serving_prompt(logged)
         "duplicate": 1,
     }
     assert result.considered == 13 and result.kept == 3 and result.redacted == 1
+    (unreadable,) = result.unreadable
+    assert unreadable.startswith(f"{ids['unreadable']}: unreadable row (JSONDecodeError")
     assert manifest["removed"] == result.removed
 
     kept, corrected, twin = lines(result.snapshot.data_file)
