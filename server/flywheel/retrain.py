@@ -118,7 +118,12 @@ def retrain(
             say("data", f"{data.examples} examples in snapshot {data.id}")
         with timer("lint"):
             _lint(bot, data)
-        candidate = _earlier_candidate(bot, active.name, data.id)
+        candidate = _earlier_version(bot, active.name, data.id)
+        if candidate is not None and candidate.promoted_at is not None:
+            # Trained on exactly this data, promoted, then rolled back: the same data would
+            # make the same version again.
+            say("data", f"{candidate.ref} was trained on this data and rolled back: skipped")
+            return outcome
         with timer("train"):
             if candidate is None:
                 candidate = _train(bot, active, data, say)
@@ -264,15 +269,11 @@ def _lint(bot: Bot, data: Snapshot) -> None:
         )
 
 
-def _earlier_candidate(bot: Bot, name: str, dataset: str) -> AdapterRecord | None:
-    """A candidate already trained on `dataset` (by a run killed after training, or one
-    the gate rejected: the same data would give the same verdict)."""
+def _earlier_version(bot: Bot, name: str, dataset: str) -> AdapterRecord | None:
+    """The newest version trained on `dataset`: by a run killed after training, or one
+    the gate rejected (the same data would give the same verdict)."""
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
-        trained = [
-            record
-            for record in registry.list(name)
-            if record.status == "candidate" and record.manifest.get("dataset") == dataset
-        ]
+        trained = [r for r in registry.list(name) if r.manifest.get("dataset") == dataset]
     return trained[-1] if trained else None
 
 

@@ -12,7 +12,9 @@ import httpx
 import openai
 from support import OPEN_GATE, flywheel_bot, serving, statuses
 
+from hybrid import Bot
 from server.app import create_app
+from server.flywheel.retrain import retrain
 
 
 def ask(client: openai.OpenAI) -> openai.types.chat.ChatCompletion:
@@ -55,3 +57,8 @@ def test_a_scheduled_retrain_promotes_and_falling_ratings_roll_it_back(
         assert events[0].startswith("rolled back to kestrel@1: mean rating 1.00 of its first 3")
         assert "hybrid_adapter_auto_rollbacks 1\n" in httpx.get(f"{url}/metrics").text
         assert len(list(client.fine_tuning.jobs.list())) == 1, "one retrain per day"
+
+    # The same conversations would train the same version again: the loop stops there.
+    again = retrain(Bot.open(bot.root))
+    assert again.status == "nothing_to_do" and again.candidate is None
+    assert set(statuses(bot)) == {"kestrel@1", "kestrel@2"}
