@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import msgspec
+
 from hybrid.bot import Bot
 from hybrid.errors import BusyError, ConflictError, InvalidInputError
 from hybrid.types import AdapterRef
@@ -131,7 +133,7 @@ def retrain(
                 say("train", f"{candidate.ref} was trained on this data already: reused")
         outcome.candidate = candidate.ref
 
-        stored = _stored_gate(candidate)
+        stored = _stored_gate(bot, candidate)
         if stored is None:
             with timer("evaluate"):
                 verdict = _verdict(bot, candidate.ref, active.ref, say)
@@ -314,7 +316,7 @@ def _verdict(bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report) -
 
 def _store(bot: Bot, verdict: Verdict, candidate: AdapterRecord) -> dict[str, Any]:
     """The gate report, stored with the candidate (HTML first: gate.json marks it done)."""
-    stored = {**verdict.to_dict(), "judged_at": time.time()}
+    stored = {**verdict.to_dict(), "judged_at": time.time(), "judged_by": _gate_settings(bot)}
     verdict.write_html(
         candidate.path / "gate.html", f"{bot.config.bot.name}: gate for {candidate.ref}"
     )
@@ -324,8 +326,22 @@ def _store(bot: Bot, verdict: Verdict, candidate: AdapterRecord) -> dict[str, An
     return stored
 
 
-def _stored_gate(candidate: AdapterRecord) -> dict[str, Any] | None:
+def _stored_gate(bot: Bot, candidate: AdapterRecord) -> dict[str, Any] | None:
+    """The candidate's stored verdict, if it was reached under today's gate settings."""
     try:
-        return json.loads((candidate.path / GATE_FILE).read_text())
+        stored = json.loads((candidate.path / GATE_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return stored if stored.get("judged_by") == _gate_settings(bot) else None
+
+
+def _gate_settings(bot: Bot) -> dict[str, Any]:
+    """What a verdict depends on besides the two versions: the gate's thresholds, the
+    golden set's path and the judge."""
+    settings = msgspec.to_builtins(bot.config.retrain)
+    judge = bot.config.evaluation.judge
+    return {
+        **{k: v for k, v in settings.items() if k.endswith("_tolerance") or k == "min_win_rate"},
+        "golden": settings["golden"],
+        "judge": msgspec.to_builtins(judge) if judge else None,
+    }

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from hybrid import Bot
 from hybrid.cli.app import app
+from hybrid.config import write_setting
 from hybrid.types import AdapterRef
 from server.flywheel.retrain import retrain
 from training import AdapterRegistry
@@ -54,6 +55,7 @@ def test_the_gate_rejects_keeps_its_verdict_and_then_has_nothing_to_do(
     again = run_cli(bot)  # the same data: the verdict stands, nothing is trained again
     assert again.exit_code == 4 and "win_rate" in again.output
     assert statuses(bot) == {"kestrel@1": "active", "kestrel@2": "candidate"}
+    assert json.loads((folder / "gate.json").read_text())["judged_at"] == stored["judged_at"]
 
     manifest = json.loads((folder / "hybrid-adapter.json").read_text())
     snapshot = bot.state_dir / "datasets" / manifest["dataset"] / "manifest.json"
@@ -65,8 +67,11 @@ def test_the_gate_rejects_keeps_its_verdict_and_then_has_nothing_to_do(
 def test_a_passing_candidate_is_promoted_and_the_next_run_has_nothing_to_do(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir, **OPEN_GATE)
-    result = run_cli(bot)
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir)
+    assert run_cli(bot).exit_code == 4, "rejected by the default gate"
+    for setting, value in OPEN_GATE.items():
+        write_setting(bot.config_file, "retrain", setting, value)
+    result = run_cli(bot)  # the same candidate, judged again under the opened gate
     assert result.exit_code == 0, result.output
     assert "kestrel@2 replaces kestrel@1" in result.output
     assert statuses(bot) == {"kestrel@1": "retired", "kestrel@2": "active"}
