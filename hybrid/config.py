@@ -16,6 +16,7 @@ import msgspec
 
 from hybrid.errors import ConfigError, InvalidInputError
 from hybrid.hardware import DeviceChoice, DtypeChoice
+from hybrid.staging import write_file_atomically
 
 CONFIG_FILE = "hybrid.toml"
 
@@ -304,9 +305,7 @@ def write_setting(file: Path, section: str, key: str, value: float | int | str) 
         msgspec.convert(tomllib.loads(text), Config)
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise ConfigError(file, f"cannot set `{section}.{key}`: {exc}") from None
-    temporary = file.with_name(f".{file.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(file)
+    write_file_atomically(file, text.encode("utf-8"))
 
 
 def load_config(file: Path) -> Config:

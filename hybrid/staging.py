@@ -3,7 +3,8 @@ adapters, checkpoints, exports, model conversions): the folder is filled under a
 temporary name beside its final place, its files are fsynced, and one rename puts it
 there, so a reader, or a restart after kill -9, sees the whole folder or none of it.
 What a killed process left half-written is removed the next time anything is staged in
-the same place."""
+the same place. A single file (a document, hybrid.toml, a report) is replaced the same
+way: written beside it under a dot name, then renamed over it."""
 
 from __future__ import annotations
 
@@ -40,6 +41,14 @@ def staged_folder(target: Path, *, replace: bool = False) -> Iterator[Path]:
         _fsync(parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_file_atomically(file: Path, data: bytes) -> None:
+    """Replace `file` with `data`: a reader sees the old file or the new, never half."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = file.with_name(f".{file.name}.tmp")  # dot files are never loaded
+    temporary.write_bytes(data)
+    os.replace(temporary, file)
 
 
 def remove_abandoned(parent: Path) -> list[Path]:

@@ -5,7 +5,6 @@ very next search reads. Plain Python, no web imports."""
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from hybrid.bot import Bot
 from hybrid.errors import ConflictError, InvalidInputError, NotFoundError
 from hybrid.protocols import Embedder
+from hybrid.staging import write_file_atomically
 from indexes import SyncSummary, sync_index
 from indexes.loaders import markdown_title
 from indexes.store import DocumentRow, IndexStore
@@ -73,7 +73,7 @@ def put_document(bot: Bot, embedder: Embedder, document_id: str, title: str, tex
     _check_text(body, max_bytes=int(bot.config.index.max_file_mb * 2**20))
     with _WRITES:
         previous = file.read_bytes() if file.exists() else None
-        _write_atomically(file, body.encode("utf-8"))
+        write_file_atomically(file, body.encode("utf-8"))
         try:
             summary = sync_index(bot, embedder, paths=[file])
         except BaseException:
@@ -133,18 +133,11 @@ def _check_text(text: str, *, max_bytes: int) -> None:
         )
 
 
-def _write_atomically(file: Path, data: bytes) -> None:
-    file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = file.with_name(f".{file.name}.tmp")  # dot files are never loaded
-    temporary.write_bytes(data)
-    os.replace(temporary, file)
-
-
 def _restore(file: Path, previous: bytes | None) -> None:
     if previous is None:
         file.unlink(missing_ok=True)
     else:
-        _write_atomically(file, previous)
+        write_file_atomically(file, previous)
 
 
 def _editable_file(bot: Bot, document_id: str) -> Path | None:

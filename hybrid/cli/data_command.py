@@ -10,6 +10,7 @@ import typer
 
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
+from hybrid.staging import write_file_atomically
 
 if TYPE_CHECKING:
     from training import DataProblem
@@ -127,7 +128,7 @@ def export(
     for problem in result.unreadable:
         stderr.print(f"[yellow]warning:[/] interaction log row {problem}: left out")
     if result.snapshot is not None:
-        _write_copy(result.snapshot.data_file, out)
+        write_file_atomically(out, result.snapshot.data_file.read_bytes())
     if as_json:
         echo_json({**result.to_dict(), "out": str(out) if result.snapshot else None})
     else:
@@ -156,15 +157,6 @@ def _timestamp(text: str) -> float:
             f"{text!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T09:30)",
             param_hint="--since",
         ) from None
-
-
-def _write_copy(source: Path, target: Path) -> None:
-    """Copy beside the target, then rename: a reader never sees half a file."""
-    import shutil
-
-    partial = target.with_name(f".{target.name}.partial")
-    shutil.copyfile(source, partial)
-    partial.replace(target)
 
 
 SHOWN_PER_CHECK = 10

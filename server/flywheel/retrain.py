@@ -30,6 +30,7 @@ import msgspec
 
 from hybrid.bot import Bot
 from hybrid.errors import BusyError, ConflictError, InvalidInputError
+from hybrid.staging import write_file_atomically
 from hybrid.types import AdapterRef
 from indexes import HybridRetriever, embedder_for_bot
 from server.evaluation import read_golden
@@ -320,9 +321,9 @@ def _store(bot: Bot, verdict: Verdict, candidate: AdapterRecord) -> dict[str, An
     verdict.write_html(
         candidate.path / "gate.html", f"{bot.config.bot.name}: gate for {candidate.ref}"
     )
-    partial = candidate.path / f".{GATE_FILE}.partial"
-    partial.write_text(json.dumps(stored, indent=2) + "\n")
-    partial.replace(candidate.path / GATE_FILE)
+    write_file_atomically(
+        candidate.path / GATE_FILE, (json.dumps(stored, indent=2) + "\n").encode()
+    )
     return stored
 
 
