@@ -43,6 +43,11 @@ def build_messages(
     ]
 
 
+def grounding_text(question: str, sources: Sequence[Hit]) -> str:
+    """The text an answer's figures must come from: the question and its sources."""
+    return "\n".join([question, *(f"{hit.title}\n{hit.text}" for hit in sources)])
+
+
 def _body(text: str) -> str:
     """A document cannot end its source block early and pose as the user."""
     return _TAG.sub(lambda m: m.group().replace("<", "‹"), text.strip())

@@ -19,7 +19,7 @@ from typing import Protocol, cast
 
 from hybrid.config import DEFAULT_HANDOVER, GenerationSettings
 from hybrid.errors import HybridError, InvalidInputError
-from hybrid.prompt import build_messages
+from hybrid.prompt import build_messages, grounding_text
 from hybrid.protocols import Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
 from server.engine import GenerationEngine
@@ -50,7 +50,7 @@ class Prompt:
     @property
     def grounding(self) -> str:
         """The text an answer's figures must come from: the question and its sources."""
-        return "\n".join([self.question, *(f"{h.title}\n{h.text}" for h in self.citations)])
+        return grounding_text(self.question, self.citations)
 
 
 @dataclass(frozen=True)

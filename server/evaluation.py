@@ -27,6 +27,7 @@ from typing import Any
 
 from hybrid.bot import Bot
 from hybrid.errors import HybridError, InvalidInputError
+from hybrid.prompt import grounding_text
 from hybrid.types import AdapterRef, Message
 from server.assistant import Answer, AnswerStream, Assistant
 from server.compose import find_adapter, open_assistant
@@ -254,7 +255,7 @@ def _scored(bot: Bot, run: _Run, answer: Answer | HybridError) -> dict[str, Any]
     case = run.case
     if isinstance(answer, HybridError):
         return _failed(run, answer)
-    given = "\n".join([case.question, *(f"{hit.title}\n{hit.text}" for hit in answer.citations)])
+    given = grounding_text(case.question, answer.citations)
     cited = [hit.document_id for hit in answer.citations]
     handed_over = is_handover(answer.text, bot.config.bot.handover)
     return {

@@ -32,7 +32,7 @@ from typing import Any
 
 from hybrid.bot import Bot
 from hybrid.errors import InvalidInputError
-from hybrid.prompt import build_messages
+from hybrid.prompt import build_messages, grounding_text
 from hybrid.types import AdapterRef, Message
 from indexes import published_chunk_ids
 from server.evaluation import read_golden
@@ -177,7 +177,7 @@ def _first_failed_rule(
 
 
 def _invents(answer: LoggedAnswer) -> bool:
-    given = "\n".join([answer.question, *(f"{h.title}\n{h.text}" for h in answer.sources or [])])
+    given = grounding_text(answer.question, answer.sources or [])
     return bool(invented_figures(answer.answer, given))
 
 
