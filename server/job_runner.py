@@ -45,6 +45,7 @@ class JobRunner:
         self._cores = torch.get_num_threads()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._queued_period = ""  # the schedule's period whose retrain is queued already
         self._thread = threading.Thread(target=self._work, name="fine-tuning", daemon=True)
 
     def start(self) -> None:
@@ -89,6 +90,8 @@ class JobRunner:
         if not schedule:
             return
         period = f"retrain-{schedule}-{int(time.time() // PERIODS[schedule])}"
+        if period == self._queued_period:
+            return  # checked once per period, not at every poll
         spec = JobSpec(
             model=self.bot.config.models.base,
             training_file="interaction-log",
@@ -100,6 +103,7 @@ class JobRunner:
             kind="retrain",
         )
         jobs.create(spec, period, idempotency_key=period)
+        self._queued_period = period
 
     def _run(self, job: Job, jobs: JobStore, files: FileStore, *, resume: bool) -> None:
         spec = job.spec

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import msgspec
@@ -300,9 +300,7 @@ def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> Adap
             raise
         discard_run(bot, active.name)
         say("train", "an unfinished run on other data was discarded")
-        fresh = TrainRequest(request.train_file, request.name, dataset=data.id,
-                             parent=request.parent)  # fmt: skip
-        return train_adapter(bot, fresh, progress).adapter
+        return train_adapter(bot, replace(request, resume=False), progress).adapter
 
 
 def _verdict(bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report) -> Verdict:
