@@ -2,8 +2,8 @@
 
 The bot launches with kestrel@1, trained on a small seed set (the first SEED_SIZE sample
 conversations, as served: with retrieval). During the week customers ask the questions
-of the next WEEK_SIZE sample conversations through the real server, plus two questions
-of the golden set and one question asked twice. A support agent reviews every answer
+of all the other sample conversations through the real server (about 40 a day), plus
+two questions of the golden set and one question asked twice. A support agent reviews every answer
 against the sample's answer for it: an answer that says what the sample answer says
 (all its figures, and at least half of it: ROUGE-L >= 0.5), in the format, and not a
 wrong hand-over gets a 5; otherwise two of three get a 2 with the sample answer as the
@@ -27,7 +27,6 @@ from training import AdapterRegistry, TrainRequest, train_adapter
 from training.evaluation import figures, format_problems, is_handover, missing_facts, rouge_l
 
 SEED_SIZE = 40
-WEEK_SIZE = 60
 AT_ONCE = 8  # customers asking at the same time
 # An answer with every figure but nothing else ("Hi there! Policy: Shipping") says
 # nothing: the agent wants at least half of the sample answer (ROUGE-L).
@@ -66,7 +65,7 @@ def customer_questions(bot: Bot) -> list[tuple[str, str]]:
     """(question, the sample answer a support agent would give) for the week."""
     lines = (bot.data_dir / "train.jsonl").read_text().splitlines()
     week = []
-    for line in lines[SEED_SIZE : SEED_SIZE + WEEK_SIZE]:
+    for line in lines[SEED_SIZE:]:
         messages = json.loads(line)["messages"]
         week.append((messages[-2]["content"], messages[-1]["content"]))
     golden = [json.loads(line) for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()]

@@ -1,11 +1,12 @@
 """A candidate adapter against the active one, question by question.
 
 Each golden question is a win, a tie or a loss for the candidate, decided by the
-evaluation's checks in order of what matters to a customer: the answer is right (every
-key fact, no invented figure, not handed over; or, for a question the documents cannot
-answer, handed over), then fewer invented figures, then more of the key facts, then the
-format. Where the checks tie and a judge model is configured, the judge decides. ROUGE-L
-is left out: it moves with any rewording, so two equally good answers would rarely tie.
+evaluation's checks in order of what matters to a customer: the answer is right (whole,
+not cut off by the token limit; every key fact, no invented figure, not handed over;
+or, for a question the documents cannot answer, handed over), then fewer invented
+figures, then more of the key facts, then the format. Where the checks tie and a judge
+model is configured, the judge decides. ROUGE-L is left out: it moves with any
+rewording, so two equally good answers would rarely tie.
 
 The win rate counts a tie as half a win; its 95% interval comes from a seeded
 bootstrap over the questions. A candidate that only matches the active version scores
@@ -31,7 +32,12 @@ Judge = Callable[[str, str, str, str], Outcome | None]
 
 def is_right(answer: dict[str, Any]) -> bool:
     """The answer a customer needed: the key facts and nothing invented, or for a
-    question the documents cannot answer, the hand-over."""
+    question the documents cannot answer, the hand-over. An answer cut off by the token
+    limit is not one, whatever it stated on the way: a model stuck repeating its
+    sources ("Policy: 200 bonus points" forty times) states the figures and answers
+    nobody."""
+    if answer["finish_reason"] == "length":
+        return False
     if not answer["answerable"]:
         return bool(answer["handed_over"])
     return not (answer["missing_facts"] or answer["invented_figures"] or answer["handed_over"])

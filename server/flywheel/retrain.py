@@ -147,9 +147,11 @@ def retrain(
             outcome.status = "rejected"
             return outcome
         with timer("promote"), AdapterRegistry(bot.database, bot.adapters_dir) as registry:
-            registry.promote(candidate.name, candidate.version)
+            # The watch first: killed between the two, the next run promotes the same
+            # candidate and watches it again; the other way round, it would serve unwatched.
             with PromotionWatch(bot.database, settings) as watch:
                 watch.start(candidate.ref, active.ref, job_id)
+            registry.promote(candidate.name, candidate.version)
             say("promote", f"{candidate.ref} is now active (was {active.ref})")
         outcome.status = "promoted"
         return outcome

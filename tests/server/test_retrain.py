@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -97,6 +98,7 @@ def test_one_retrain_at_a_time(tmp_path: Path, tiny_model_dir: Path) -> None:
         ("export", "server.flywheel.curation:write_snapshot", 1),
         ("training", "training.recipe:_train_step", 3),
         ("evaluation", "server.evaluation:_scored", 5),
+        ("the promotion's watch", "server.flywheel.watch:PromotionWatch.start", 1),
         ("promotion", "training.registry:AdapterRegistry.promote", 1),
     ],
 )
@@ -119,8 +121,11 @@ def test_kill_9_at_any_stage_keeps_the_active_version_and_the_next_run_recovers(
     outcome = retrain(Bot.open(bot.root))
     assert outcome.status == "promoted" and outcome.candidate == AdapterRef("kestrel", 2)
     assert statuses(bot) == {"kestrel@1": "retired", "kestrel@2": "active"}
-    if stage in ("evaluation", "promotion"):
+    if stage not in ("export", "training"):
         assert "train" in outcome.seconds and outcome.seconds["train"] < 5, "reused, not retrained"
+    with sqlite3.connect(bot.database) as db:
+        watched = db.execute("SELECT version FROM promotion_watch WHERE status = 'watching'")
+        assert watched.fetchall() == [(2,)], "the promotion is watched, once"
 
 
 def test_eval_compare_shows_the_verdict_the_gate_acts_on(
