@@ -10,6 +10,9 @@ from typing import Any
 from hybrid.config import RetrainSettings
 from server.flywheel.comparison import Comparison
 
+# Raised whenever what the rules or the comparison decide changes (2: an answer cut off by
+# the token limit is not right), so that verdicts stored under older rules are not reused.
+RULES_REVISION = 2
 # (summary key, tolerance setting, higher is better)
 HELD_MEASURES = (
     ("key_facts", "key_facts_tolerance", True),

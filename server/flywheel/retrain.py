@@ -35,6 +35,7 @@ from hybrid.types import AdapterRef
 from indexes import HybridRetriever, embedder_for_bot
 from server.evaluation import read_golden
 from server.flywheel.curation import ExportRequest, ExportResult, export_from_logs
+from server.flywheel.gate import RULES_REVISION
 from server.flywheel.verdict import Verdict, judge_candidate_against
 from server.flywheel.watch import PromotionWatch
 from training import (
@@ -337,11 +338,12 @@ def _stored_gate(bot: Bot, candidate: AdapterRecord) -> dict[str, Any] | None:
 
 
 def _gate_settings(bot: Bot) -> dict[str, Any]:
-    """What a verdict depends on besides the two versions: the gate's thresholds, the
-    golden set's path and the judge."""
+    """What a verdict depends on besides the two versions: the rules' revision, the
+    gate's thresholds, the golden set's path and the judge."""
     settings = msgspec.to_builtins(bot.config.retrain)
     judge = bot.config.evaluation.judge
     return {
+        "rules": RULES_REVISION,
         **{k: v for k, v in settings.items() if k.endswith("_tolerance") or k == "min_win_rate"},
         "golden": settings["golden"],
         "judge": msgspec.to_builtins(judge) if judge else None,

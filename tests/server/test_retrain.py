@@ -57,6 +57,13 @@ def test_the_gate_rejects_keeps_its_verdict_and_then_has_nothing_to_do(
     assert again.exit_code == 4 and "win_rate" in again.output
     assert statuses(bot) == {"kestrel@1": "active", "kestrel@2": "candidate"}
     assert json.loads((folder / "gate.json").read_text())["judged_at"] == stored["judged_at"]
+    # A verdict an earlier hybrid stored under older rules is not trusted: judged again.
+    stored["judged_by"]["rules"] -= 1
+    (folder / "gate.json").write_text(json.dumps(stored))
+    assert run_cli(bot).exit_code == 4
+    rejudged = json.loads((folder / "gate.json").read_text())
+    assert rejudged["judged_at"] > stored["judged_at"]
+    assert rejudged["judged_by"]["rules"] == stored["judged_by"]["rules"] + 1
 
     manifest = json.loads((folder / "hybrid-adapter.json").read_text())
     snapshot = bot.state_dir / "datasets" / manifest["dataset"] / "manifest.json"
