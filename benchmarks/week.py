@@ -3,11 +3,11 @@
 The bot launches with kestrel@1, trained on a small seed set (the first SEED_SIZE sample
 conversations, as served: with retrieval). During the week customers ask the questions
 of all the other sample conversations through the real server (about 40 a day), plus
-two questions of the golden set and one question asked twice. A support agent reviews every answer
-against the sample's answer for it: an answer that says what the sample answer says
-(all its figures, and at least half of it: ROUGE-L >= 0.5), in the format, and not a
-wrong hand-over gets a 5; otherwise two of three get a 2 with the sample answer as the
-correction, and the third a 1 without one.
+two questions of the golden set and one question asked twice. A support agent reviews
+every answer against the sample's answer for it: an answer that says what the sample
+answer says (all its figures, and at least half of it: ROUGE-L >= 0.5), in the format,
+and not a wrong hand-over gets a 5; otherwise two of three get a 2 with the sample
+answer as the correction, and the third a 1 without one.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ temporary name beside its final place, its files are fsynced, and one rename put
 there, so a reader, or a restart after kill -9, sees the whole folder or none of it.
 What a killed process left half-written is removed the next time anything is staged in
 the same place. A single file (a document, hybrid.toml, a report) is replaced the same
-way: written beside it under a dot name, then renamed over it."""
+way: written beside it under a dot name, fsynced, then renamed over it."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def write_file_atomically(file: Path, data: bytes) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     temporary = file.with_name(f".{file.name}.tmp")  # dot files are never loaded
     temporary.write_bytes(data)
+    _fsync(temporary)
     os.replace(temporary, file)
+    _fsync(file.parent)
 
 
 def remove_abandoned(parent: Path) -> list[Path]:
