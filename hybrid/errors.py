@@ -47,9 +47,16 @@ class ConflictError(HybridError):
 
 
 class UnavailableError(HybridError):
-    """The server cannot answer now (loading, shut down); the same request may work later."""
+    """The server cannot answer now (loading, shut down, its generator unreachable); the
+    same request may work later, after `retry_after` seconds when that is known."""
 
     code = "unavailable"
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
 
 
 class BusyError(HybridError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from hybrid.config import GenerationSettings
@@ -37,13 +38,60 @@ class Retriever(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One answer to generate. `prompt_ids`: the prompt already rendered with the chat
+    template and tokenized (the assistant does it once, to fit the prompt in the context);
+    without them the generator renders `messages` itself."""
+
+    messages: Sequence[Message]
+    settings: GenerationSettings
+    adapter: AdapterRef | None = None
+    prompt_ids: Sequence[int] | None = None
+    stop: tuple[str, ...] = ()
+    timeout: float | None = None  # seconds, after which the answer is abandoned
+    # The text (sources and question) whose figures alone the answer may write, when
+    # settings.grounded_figures; None: any figure.
+    grounding: str | None = None
+
+
+@runtime_checkable
+class GenerationStream(Protocol):
+    """One answer as it is generated. `next_delta` blocks for the next piece of text and
+    returns None at the end, when `result` is set; it raises the error that ended the
+    generation. `cancel()` stops it (the client went away)."""
+
+    result: Generation | None
+
+    def next_delta(self, timeout: float | None = None) -> str | None: ...
+
+    def ready(self) -> bool:
+        """Whether next_delta would return without waiting."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
 @runtime_checkable
 class Generator(Protocol):
-    """Produces the assistant's reply to a conversation, optionally through an adapter."""
+    """Generates the assistant's reply to a prompt, optionally through an adapter, as a
+    stream. It raises at once for what it can tell before generating: an unknown adapter,
+    a prompt longer than the context, a full queue, an engine that is down."""
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        settings: GenerationSettings,
-        adapter: AdapterRef | None = None,
-    ) -> Generation: ...
+    def stream(self, request: GenerationRequest) -> GenerationStream: ...
+
+
+def generate(generator: Generator, request: GenerationRequest) -> Generation:
+    """The whole answer at once."""
+    return collect(generator.stream(request))
+
+
+def collect(stream: GenerationStream) -> Generation:
+    """Read `stream` to its end: its Generation."""
+    try:
+        while stream.next_delta() is not None:
+            pass
+    finally:
+        stream.cancel()  # a no-op once finished
+    assert stream.result is not None
+    return stream.result

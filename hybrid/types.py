@@ -87,3 +87,6 @@ class Generation(msgspec.Struct, frozen=True, kw_only=True):
     finish_reason: Literal["stop", "length"]
     # The adapter version that answered (a request for `name` resolves to `name@N`).
     adapter: AdapterRef | None = None
+    # Whether the generator kept the answer to the request's grounding figures as it
+    # wrote (the local engine does; vLLM does not, so its answers are checked after).
+    figures_grounded: bool = False

@@ -15,28 +15,28 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 from hybrid.config import DEFAULT_HANDOVER, GenerationSettings
 from hybrid.errors import HybridError, InvalidInputError
 from hybrid.prompt import build_messages, grounding_text
-from hybrid.protocols import Generator, Retriever
+from hybrid.protocols import GenerationRequest, GenerationStream, Generator, Retriever
 from hybrid.types import AdapterRef, Generation, Hit, Message
-from server.engine import GenerationEngine
 from server.interactions import Interaction, InteractionLog
-from server.streams import DeltaStream, TokenStream, finished_stream
+from server.streams import DeltaStream, finished_stream
 from training.evaluation import invented_figures
 
 
 class TokenBudget(Protocol):
-    """How much prompt fits: the model's context and its count of a prompt's tokens.
-    `longest_token_chars` (the longest token's length in characters) bounds from below
-    the tokens a text takes, so a text far too long is refused without tokenizing it."""
+    """How much prompt fits: the model's context and a prompt's tokens (rendered with the
+    chat template). `longest_token_chars` (the longest token's length in characters)
+    bounds from below the tokens a text takes, so a text far too long is refused without
+    tokenizing it."""
 
     context_window: int
     longest_token_chars: int
 
-    def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Prompt:
     citations: list[Hit]  # the sources in it, best first
     conversation: list[Message]  # what the client sent
     handover: bool = False  # nothing relevant was found: the answer is the hand-over
+    # `messages` rendered and tokenized, when the assistant has a TokenBudget.
+    token_ids: list[int] | None = None
 
     @property
     def grounding(self) -> str:
@@ -127,13 +129,24 @@ class Assistant:
             history = _within_reach(question, history, self.budget, room)
         sources = self.retriever.sources(question, self.top_k) if self.retriever else []
 
+        tokenized: dict[tuple[int, int], list[int]] = {}  # each prompt tried, tokenized once
+
         def build(kept_sources: int, first_turn: int) -> list[Message]:
             return build_messages(
                 self.system_prompt, question, sources[:kept_sources], history[first_turn:]
             )
 
+        def token_ids(kept_sources: int, first_turn: int) -> list[int] | None:
+            if self.budget is None:
+                return None
+            key = (kept_sources, first_turn)
+            if key not in tokenized:
+                tokenized[key] = self.budget.prompt_ids(build(kept_sources, first_turn))
+            return tokenized[key]
+
         def fits(kept_sources: int, first_turn: int) -> bool:
-            return self._fits(build(kept_sources, first_turn), room)
+            ids = token_ids(kept_sources, first_turn)
+            return self.budget is None or len(ids or ()) + room <= self.budget.context_window
 
         # The lowest-ranked sources go first, then the oldest turns; never the question.
         # Each search tries O(log n) prompts, not one per dropped source or turn.
@@ -141,7 +154,13 @@ class Assistant:
         kept, first_turn = len(sources) - dropped, 0
         if kept == 0:
             first_turn = _fewest_to_drop(len(history), lambda n: fits(0, n))
-        return Prompt(question, build(kept, first_turn), sources[:kept], turns)
+        return Prompt(
+            question,
+            build(kept, first_turn),
+            sources[:kept],
+            turns,
+            token_ids=token_ids(kept, first_turn),
+        )
 
     def answer(
         self,
@@ -150,70 +169,49 @@ class Assistant:
         adapter: AdapterRef | None = None,
         settings: GenerationSettings | None = None,
     ) -> Answer:
-        if isinstance(self.generator, GenerationEngine):  # the guarded path: see stream()
-            stream = self.stream(conversation, adapter=adapter, settings=settings)
+        """The whole answer to the conversation's last user turn, logged."""
+        prompt = self.prepare(conversation, settings)
+        stream = self.stream(prompt, adapter=adapter, settings=settings)
+        try:
             for _ in stream:
                 pass
-            assert stream.answer is not None
-            return stream.answer
-        started = time.perf_counter()
-        settings = settings or self.settings
-        prompt = self.prepare(conversation, settings)
-        answer_id = _new_id()
-        if prompt.handover:
-            text = self.handover
-            done = Generation(text=text, prompt_tokens=0, completion_tokens=0, finish_reason="stop")
-            return self._finish(answer_id, prompt, done, started, guarded=True)
-        try:
-            generation = self.generator.generate(prompt.messages, settings, adapter)
-        except HybridError as exc:
-            self._log(answer_id, prompt, adapter, started, error=exc)
-            raise
-        return self._finish(answer_id, prompt, generation, started)
+        finally:
+            stream.cancel()  # a no-op once finished
+        assert stream.answer is not None
+        return stream.answer
 
     def stream(
         self,
-        conversation: str | Sequence[Message],
+        prompt: Prompt,
         *,
         adapter: AdapterRef | None = None,
         settings: GenerationSettings | None = None,
         stop: Sequence[str] = (),
         timeout: float | None = None,
-        prompt: Prompt | None = None,
-        asynchronous: bool = False,
     ) -> AnswerStream:
-        """Like answer(), with the text as it is generated (read with `async for` if
-        `asynchronous`, then call on the event loop with a `prompt` from prepare(), which
-        may block). Needs a GenerationEngine as the generator."""
+        """The answer to a prompt from prepare(), as it is generated; logged at its end."""
         started = time.perf_counter()
         settings = settings or self.settings
-        prompt = prompt or self.prepare(conversation, settings)
         if prompt.handover:
-            tokens = finished_stream(self.handover, asynchronous)
-            return AnswerStream(self, _new_id(), prompt, None, tokens, started, guarded=True)
-        engine = cast(GenerationEngine, self.generator)
-        tokens = engine.submit(
+            tokens: GenerationStream = finished_stream(self.handover)
+            return AnswerStream(self, _new_id(), prompt, None, tokens, started)
+        request = GenerationRequest(
             prompt.messages,
             settings,
             adapter,
-            stop=stop,
+            prompt_ids=prompt.token_ids,
+            stop=tuple(stop),
             timeout=timeout,
-            asynchronous=asynchronous,
             grounding=prompt.grounding if prompt.citations else None,
         )
-        guarded = bool(prompt.citations) and settings.grounded_figures
-        return AnswerStream(self, _new_id(), prompt, adapter, tokens, started, guarded)
+        # Refused before generating (an unknown adapter, a full queue): nothing to log.
+        tokens = self.generator.stream(request)
+        return AnswerStream(self, _new_id(), prompt, adapter, tokens, started)
 
     def _nothing_relevant(self, question: str) -> bool:
         if self.retriever is None or self.handover_below <= 0:
             return False
         return self.retriever.relevance(question) < self.handover_below
-
-    def _fits(self, messages: Sequence[Message], answer_room: int) -> bool:
-        """Whether the prompt leaves room for a full-length answer."""
-        if self.budget is None:
-            return True
-        return self.budget.prompt_tokens(messages) + answer_room <= self.budget.context_window
 
     def _finish(
         self,
@@ -221,8 +219,6 @@ class Assistant:
         prompt: Prompt,
         generation: Generation,
         started: float,
-        *,
-        guarded: bool = False,
     ) -> Answer:
         answer = Answer(
             id=answer_id,
@@ -232,8 +228,9 @@ class Assistant:
             adapter=generation.adapter,
             generation=generation,
             seconds=time.perf_counter() - started,
+            # The hand-over is the bot's own text; the local engine kept to the sources.
             ungrounded_figures=[]
-            if guarded
+            if prompt.handover or generation.figures_grounded
             else invented_figures(generation.text, prompt.grounding),
         )
         self._log(
@@ -288,12 +285,10 @@ class AnswerStream(DeltaStream):
         answer_id: str,
         prompt: Prompt,
         adapter: AdapterRef | None,
-        tokens: TokenStream,
+        tokens: GenerationStream,
         started: float,
-        guarded: bool,
     ) -> None:
         self.id = answer_id
-        self.guarded = guarded  # generated under the figure constraint
         self.prompt = prompt
         self.answer: Answer | None = None
         self._assistant = assistant
@@ -309,18 +304,14 @@ class AnswerStream(DeltaStream):
             self._fail(exc)
             raise
 
-    async def anext_delta(self) -> str | None:
-        try:
-            return self._settle(await self._tokens.anext_delta())
-        except HybridError as exc:
-            self._fail(exc)
-            raise
+    def ready(self) -> bool:
+        return self._tokens.ready()
 
     def _settle(self, delta: str | None) -> str | None:
         if delta is None and self.answer is None:
             assert self._tokens.result is not None
             self.answer = self._assistant._finish(
-                self.id, self.prompt, self._tokens.result, self._started, guarded=self.guarded
+                self.id, self.prompt, self._tokens.result, self._started
             )
         return delta
 

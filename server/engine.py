@@ -1,6 +1,6 @@
 """The generation engine: one base model in memory, many adapters, continuous batching.
 
-Callers submit requests and read their tokens from a stream (server/streams.py). Two
+Callers queue requests (`stream`) and read their text from a stream (server/streams.py). Two
 threads share the model: the prefill thread admits waiting requests while the batch has
 room and runs their prompts in chunks, the one with the fewest tokens left first, so a
 short question is not held up behind a long document; the decoding thread stacks each
@@ -36,8 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from hybrid.config import GenerationSettings
 from hybrid.errors import BusyError, HybridError, InvalidInputError, UnavailableError
+from hybrid.protocols import GenerationRequest
 from hybrid.types import AdapterRef, Generation, Message
 from server.adapter_set import AdapterSet
 from server.engine_requests import Prefilled, Prefilling, Request
@@ -46,7 +46,7 @@ from server.grounding import AnswerGuard, grounded_figures
 from server.kv_batch import KVBatch, PrefixCache
 from server.packed_linear import pack_linear_layers
 from server.sampling import TokenSampler, whitespace_token_ids
-from server.streams import TokenStream, new_events
+from server.streams import TokenStream
 from training import AdapterRecord, BaseModel
 
 AdapterLookup = Callable[[AdapterRef], AdapterRecord]
@@ -109,8 +109,9 @@ class GenerationEngine:
 
     # -- the callers' side ------------------------------------------------------------
 
-    def prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self._tokens.prompt_ids(messages))
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt's tokens: `messages` rendered with the chat template, tokenized."""
+        return self._tokens.prompt_ids(messages)
 
     @property
     def queue_depth(self) -> int:
@@ -123,33 +124,14 @@ class GenerationEngine:
     def loaded_adapters(self) -> list[str]:
         return sorted(self._adapters.loaded)
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        settings: GenerationSettings,
-        adapter: AdapterRef | None = None,
-    ) -> Generation:
-        """The Generator protocol: the whole answer at once."""
-        return self.submit(messages, settings, adapter).generation()
-
-    def submit(
-        self,
-        messages: Sequence[Message],
-        settings: GenerationSettings,
-        adapter: AdapterRef | None = None,
-        *,
-        stop: Sequence[str] = (),
-        timeout: float | None = None,
-        asynchronous: bool = False,
-        grounding: str | None = None,
-    ) -> TokenStream:
-        """Queue a request; its tokens arrive on the returned stream (read it with
-        `async for` if `asynchronous`, which must be called on the event loop). Raises at
-        once for an unknown adapter, a prompt longer than the context, or a full queue.
-        `grounding`: the text (sources and question) whose figures alone the answer may
-        write, when `settings.grounded_figures` (see server/grounding.py)."""
-        record = self._resolve(adapter)
-        prompt_ids = self._tokens.prompt_ids(messages)
+    def stream(self, request: GenerationRequest) -> TokenStream:
+        """The Generator protocol: queue a request; its text arrives on the returned
+        stream. Raises at once for an unknown adapter, a prompt longer than the context,
+        or a full queue. Under `settings.grounded_figures`, the answer writes only figures
+        of `request.grounding` (see server/grounding.py)."""
+        settings = request.settings
+        record = self._resolve(request.adapter)
+        prompt_ids = list(request.prompt_ids or self._tokens.prompt_ids(request.messages))
         room = self.context_window - len(prompt_ids)
         if room < 1:
             raise InvalidInputError(
@@ -157,13 +139,14 @@ class GenerationEngine:
                 f"{self.context_window}",
                 hint="ask a shorter question",
             )
-        request = Request(
+        grounding = request.grounding
+        queued = Request(
             prompt_ids=prompt_ids,
             max_tokens=min(settings.max_new_tokens, room),
-            stop=tuple(s for s in stop if s),
+            stop=tuple(s for s in request.stop if s),
             adapter=record.ref if record else None,
             adapter_path=str(record.path) if record else None,
-            deadline=time.monotonic() + timeout if timeout else None,
+            deadline=time.monotonic() + request.timeout if request.timeout else None,
             sampler=TokenSampler(settings, self._whitespace_ids),
             guard=AnswerGuard(
                 grounded_figures(grounding)
@@ -171,8 +154,7 @@ class GenerationEngine:
                 else None,
                 grounding or "",
             ),
-            prefix_length=self._tokens.shared_prefix_length(messages, prompt_ids),
-            events=new_events(asynchronous),
+            prefix_length=self._tokens.shared_prefix_length(request.messages, prompt_ids),
         )
         with self._wake:
             if self._closed:
@@ -181,9 +163,9 @@ class GenerationEngine:
                 raise EngineBusyError(
                     f"{len(self._waiting)} requests are already waiting", retry_after=1
                 )
-            self._waiting.append(request)
+            self._waiting.append(queued)
             self._wake.notify_all()
-        return TokenStream(request.events, request.cancelled)
+        return queued.stream
 
     def close(self) -> None:
         """Stop both threads and wait for them; waiting and running requests fail."""
@@ -195,7 +177,7 @@ class GenerationEngine:
             thread.join()
         handed = [item.request for item in self._prefilled]
         for request in [*self._waiting, *handed, *self._running]:
-            request.events.put(UnavailableError("the generation engine shut down"))
+            request.stream.put(UnavailableError("the generation engine shut down"))
         self._waiting.clear()
         self._prefilled, self._running = [], []
 
@@ -223,7 +205,7 @@ class GenerationEngine:
                     if not started:
                         return  # closed
                     item = min(started, key=lambda prefilling: prefilling.left)
-                    if item.request.cancelled.is_set():
+                    if item.request.stream.cancelled.is_set():
                         started.remove(item)
                         self._retire(item.request, self._finish(item.request, "stop"))
                         continue
@@ -245,7 +227,7 @@ class GenerationEngine:
                         self._wake.notify_all()
             finally:
                 for item in started:
-                    item.request.events.put(UnavailableError("the generation engine shut down"))
+                    item.request.stream.put(UnavailableError("the generation engine shut down"))
 
     def _admit(self, *, wait: bool) -> Request | None:
         """The next waiting request if the batch has room for it, else None (`wait`: block
@@ -254,8 +236,8 @@ class GenerationEngine:
             while not self._closed:
                 if self._waiting and self._occupied < self.max_batch:
                     request = self._waiting.popleft()
-                    if request.cancelled.is_set():
-                        request.events.put(self._finish(request, "stop"))
+                    if request.stream.cancelled.is_set():
+                        request.stream.put(self._finish(request, "stop"))
                         continue
                     self._occupied += 1
                     return request
@@ -326,7 +308,7 @@ class GenerationEngine:
 
     def _retire(self, request: Request, event: object) -> None:
         """Hand a request its end (a Generation or an error) and free its batch row."""
-        request.events.put(event)
+        request.stream.put(event)
         with self._wake:
             self._occupied -= 1
             self._wake.notify_all()
@@ -365,7 +347,7 @@ class GenerationEngine:
         now = time.monotonic()
         for offset, request in enumerate(requests):
             row = first_row + offset
-            if request.cancelled.is_set():
+            if request.stream.cancelled.is_set():
                 self._retire(request, self._finish(request, "stop"))
                 done.add(row)
                 continue
@@ -425,7 +407,7 @@ class GenerationEngine:
                         ready -= size
                         break
         if ready > request.sent:
-            request.events.put(text[request.sent : ready])
+            request.stream.put(text[request.sent : ready])
             request.sent = ready
         if final:
             request.final_text = text
@@ -445,6 +427,7 @@ class GenerationEngine:
             completion_tokens=request.sampled,
             finish_reason=reason,  # type: ignore[arg-type]
             adapter=request.adapter,
+            figures_grounded=request.guard.checks_figures,
         )
 
     def _forward(self, ids, mask, positions, cache, keys: list[str], *, last_only: bool = False):

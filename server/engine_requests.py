@@ -3,7 +3,6 @@ token, and about its prompt between the prefill thread and the decoding thread."
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from hybrid.types import AdapterRef
 from server.adapter_set import BASE
 from server.grounding import AnswerGuard
 from server.sampling import TokenSampler
-from server.streams import new_events
+from server.streams import TokenStream
 
 
 @dataclass
@@ -24,8 +23,7 @@ class Request:
     deadline: float | None
     sampler: TokenSampler
     prefix_length: int = 0  # leading prompt tokens that other requests share (see PrefixCache)
-    events: Any = field(default_factory=lambda: new_events(False))
-    cancelled: threading.Event = field(default_factory=threading.Event)
+    stream: TokenStream = field(default_factory=TokenStream)  # what its caller reads
     guard: AnswerGuard = field(default_factory=lambda: AnswerGuard(None))
     answer_ids: list[int] = field(default_factory=list)  # the answer's tokens (no end token)
     text: str = ""  # the answer's text so far, as the guard reads it

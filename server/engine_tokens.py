@@ -17,6 +17,8 @@ class EngineTokens:
         # n / longest_token_chars tokens (see Assistant's TokenBudget).
         self.longest_token_chars = max(map(len, tokenizer.get_vocab()))
         self._texts: dict[int, str] = {}  # read by the decoding thread only
+        # A bot has one system prompt: its tokens, rendered once (by content).
+        self._system: dict[str, list[int]] = {}
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         return self._ids(messages, add_generation_prompt=True)
@@ -26,7 +28,12 @@ class EngineTokens:
         bot shares (0 without one, or if it does not tokenize the same on its own)."""
         if len(messages) < 2 or messages[0].role != "system":
             return 0
-        system = self._ids(messages[:1], add_generation_prompt=False)
+        system = self._system.get(messages[0].content)
+        if system is None:
+            if len(self._system) > 16:  # a generator shared by many system prompts
+                self._system.clear()
+            system = self._ids(messages[:1], add_generation_prompt=False)
+            self._system[messages[0].content] = system
         return len(system) if prompt_ids[: len(system)] == system else 0
 
     def token_text(self, token_id: int) -> str:

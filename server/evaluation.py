@@ -31,7 +31,6 @@ from hybrid.prompt import grounding_text
 from hybrid.types import AdapterRef, Message
 from server.assistant import Answer, AnswerStream, Assistant
 from server.compose import find_adapter, open_assistant
-from server.engine import GenerationEngine
 from training import read_dataset
 from training.evaluation import (
     figures,
@@ -185,9 +184,8 @@ def evaluate_arms(
         settings=with_retrieval.settings,
         budget=with_retrieval.budget,
     )
-    engine = with_retrieval.generator
-    assert isinstance(engine, GenerationEngine)
-    at_once = at_once or engine.max_batch + min(engine.max_waiting, engine.max_batch)
+    served = bot.config.server
+    at_once = at_once or served.max_batch + min(served.max_waiting, served.max_batch)
     with with_retrieval:  # stops the engine's worker when done
         runs = [
             _Run(
@@ -232,7 +230,8 @@ def _answer_all(runs: list[_Run], at_once: int) -> Iterator[tuple[_Run, Answer |
         while len(pending) < at_once and (run := next(queue, None)) is not None:
             conversation = [*run.examples, Message("user", run.case.question)]
             try:
-                pending.append((run, run.assistant.stream(conversation, adapter=run.adapter)))
+                prompt = run.assistant.prepare(conversation)
+                pending.append((run, run.assistant.stream(prompt, adapter=run.adapter)))
             except HybridError as exc:  # e.g. a question longer than the context
                 pending.append((run, exc))
         if not pending:

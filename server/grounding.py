@@ -41,6 +41,7 @@ class AnswerGuard:
     with `addition` (one token's text). `figures` None: any number may be written."""
 
     def __init__(self, figures: frozenset[str] | None, grounding: str = "") -> None:
+        self.checks_figures = figures is not None
         self._complete = figures or frozenset()
         # Links and e-mail addresses cannot be made up either: with figures checked, an
         # answer whose sources hold none cannot start one.

@@ -107,7 +107,8 @@ def detail_of(exc: HybridError, request: Request | None = None) -> tuple[int, Er
 
 def hybrid_error(request: Request, exc: HybridError) -> Response[ErrorBody]:
     status, detail = detail_of(exc, request)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, BusyError) else None
+    retry_after = exc.retry_after if isinstance(exc, BusyError | UnavailableError) else None
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(ErrorBody(error=detail), status_code=status, headers=headers)
 
 

@@ -161,7 +161,8 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: Literal["ok", "loading", "failed"]
+    # unavailable: loaded, but the generator (vLLM) does not answer.
+    status: Literal["ok", "loading", "failed", "unavailable"]
     detail: str | None = None
 
 

@@ -1,6 +1,7 @@
-"""What the server holds while it runs: the bot, and once loaded, the generation engine,
-the assistant and the interaction log. Loading (the base model, the retriever) happens
-in a background thread, so the server answers /healthz with 503 until it is ready."""
+"""What the server holds while it runs: the bot, and once loaded, the generator (the
+local engine or a vLLM client), the retriever (once the index is synced), the assistant
+over both, and the interaction log. Loading (the base model, the retriever) happens in a
+background thread, so the server answers /healthz with 503 until it is ready."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar, cast
+from typing import Literal, TypeVar
 
 from hybrid.bot import Bot
-from hybrid.errors import UnavailableError
+from hybrid.errors import HybridError, UnavailableError
 from hybrid.keys import KeyStore
 from hybrid.protocols import Embedder
 from hybrid.types import AdapterRef
 from indexes import HybridRetriever, IndexNotReadyError, embedder_for_bot
 from server.assistant import Assistant
-from server.compose import open_assistant
-from server.engine import GenerationEngine
+from server.compose import Parts, ServedGenerator, compose
 from server.files import FileStore
 from server.flywheel.watch import PromotionWatch
 from server.interactions import InteractionLog
@@ -28,6 +28,7 @@ from server.job_runner import JobRunner
 from server.jobs import JobStore
 from server.metrics import Metrics
 from server.request_guard import is_loopback
+from server.vllm_generator import VllmGenerator
 from training import AdapterRecord, AdapterRegistry
 
 T = TypeVar("T")
@@ -45,6 +46,8 @@ class ServerState:
     status: Literal["loading", "ok", "failed"] = "loading"
     detail: str | None = None
     started_at: int = field(default_factory=lambda: int(time.time()))
+    generator: ServedGenerator | None = None
+    retriever: HybridRetriever | None = None
     assistant: Assistant | None = None
     log: InteractionLog | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -63,16 +66,6 @@ class ServerState:
         return is_loopback(self.host)
 
     @property
-    def engine(self) -> GenerationEngine | None:
-        return cast(GenerationEngine, self.assistant.generator) if self.assistant else None
-
-    @property
-    def retriever(self) -> HybridRetriever | None:
-        """None until the index is first synced."""
-        retriever = self.assistant.retriever if self.assistant else None
-        return cast(HybridRetriever | None, retriever)
-
-    @property
     def base_model_id(self) -> str:
         return self.bot.config.models.base
 
@@ -82,6 +75,12 @@ class ServerState:
             detail = f": {self.detail}" if self.detail else ""
             raise NotReadyError(f"the server is {self.status}{detail}")
         return self.assistant
+
+    def generator_problem(self) -> str | None:
+        """Why the generator cannot answer now (vLLM unreachable), or None."""
+        if isinstance(self.generator, VllmGenerator):
+            return self.generator.check()
+        return None
 
     def registry(self) -> AdapterRegistry:
         return self._per_thread(
@@ -136,7 +135,8 @@ class ServerState:
         """After a sync: the first one gives the assistant its retriever (later versions
         are picked up by the retriever itself at its next search)."""
         if self.retriever is None and self.assistant is not None:
-            self.assistant.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
+            self.retriever = HybridRetriever.for_bot(self.bot, self.embedder())
+            self.assistant.retriever = self.retriever
 
     def load(self) -> None:
         """Start the fine-tuning job runner; load the model, the retriever (if the index
@@ -151,18 +151,18 @@ class ServerState:
                 pii_allowed=bot.config.training.pii_allowed,
             )
 
-            def assistant_for(retrieval: bool) -> Assistant:
-                return open_assistant(
-                    bot, retrieval=retrieval, adapters=self.find_adapter, log=self.log
-                )
+            def parts(retrieval: bool) -> Parts:
+                return compose(bot, retrieval=retrieval, adapters=self.find_adapter, log=self.log)
 
             try:
-                assistant = assistant_for(retrieval=True)
+                loaded = parts(retrieval=True)
             except IndexNotReadyError:  # raised before any model loads
-                assistant = assistant_for(retrieval=False)  # no sources until the first sync
-            self.assistant = assistant
+                loaded = parts(retrieval=False)  # no sources until the first sync
+            self.generator, self.retriever = loaded.generator, loaded.retriever
+            self.adapters_changed()
+            self.assistant = loaded.assistant
             self.status = "ok"
-            sources = "with" if assistant.retriever is not None else "without (no index yet)"
+            sources = "with" if loaded.retriever is not None else "without (no index yet)"
             log.info(
                 "ready: %s loaded in %.1f s, answering %s sources",
                 bot.config.models.base,
@@ -173,9 +173,20 @@ class ServerState:
             log.exception("the server failed to load")
             self.status, self.detail = "failed", "loading failed; the server's log says why"
 
+    def adapters_changed(self) -> None:
+        """At start and after a promotion or a rollback: vLLM's adapters are made the
+        registry's active and candidate versions. If it is down, the first request that
+        reaches it does this (and /healthz says it is down meanwhile)."""
+        if not isinstance(self.generator, VllmGenerator):
+            return
+        try:
+            self.generator.reconcile()
+        except HybridError as exc:
+            log.warning("vLLM's adapters are not reconciled yet: %s", exc)
+
     def close(self) -> None:
         self.job_runner.close()
-        if self.engine is not None:
-            self.engine.close()
+        if self.generator is not None:
+            self.generator.close()
         if self.log is not None:
             self.log.close()

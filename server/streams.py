@@ -1,101 +1,98 @@
-"""The callers' side of a generation: the events a request's tokens arrive as, and the
-stream that turns them into text deltas (read with `for`, or `async for` on an event
-loop)."""
+"""The callers' side of a generation: the stream a request's events arrive on, and its
+one adaptation for asyncio, at the HTTP edge.
+
+A stream is synchronous (read with `for` or next_delta) whoever generates: the local
+engine's threads put events on its queue; another generator may read its source in
+next_delta itself. The HTTP routes read it through `async_deltas`, which waits in a
+worker thread for the first delta and takes every delta ready by then in one go."""
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Protocol
+
+import anyio.to_thread
 
 from hybrid.types import Generation
 
-
-class AsyncEvents:
-    """A request's events for a consumer on an asyncio loop: the engine's threads hand
-    each one to the loop, so no thread waits per stream."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue = asyncio.Queue()
-
-    def put(self, event: object) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
-    async def get(self) -> object:
-        return await self.queue.get()
+# A text delta, the final Generation, or the error that ended the request.
+Event = str | Generation | BaseException
 
 
-def new_events(asynchronous: bool) -> Any:
-    """Where the engine puts a request's text deltas, its Generation or its error."""
-    return AsyncEvents() if asynchronous else queue.SimpleQueue()
+class Deltas(Protocol):
+    def next_delta(self, timeout: float | None = None) -> str | None: ...
+
+    def ready(self) -> bool: ...
 
 
 class DeltaStream:
-    """Text deltas, read with `for` (next_delta) or `async for` (anext_delta); both
-    return None at the end."""
+    """Text deltas, read with `for`; next_delta returns None at the end."""
 
     def next_delta(self, timeout: float | None = None) -> str | None:
-        raise NotImplementedError
-
-    async def anext_delta(self) -> str | None:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[str]:
         while (delta := self.next_delta()) is not None:
             yield delta
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        while (delta := await self.anext_delta()) is not None:
-            yield delta
-
-
-def finished_stream(text: str, asynchronous: bool) -> TokenStream:
-    """A stream that is already over: `text` as its one delta, with no tokens generated
-    (a hand-over answered without the model)."""
-    events = new_events(asynchronous)
-    events.put(text)
-    events.put(Generation(text=text, prompt_tokens=0, completion_tokens=0, finish_reason="stop"))
-    return TokenStream(events, threading.Event())
-
 
 class TokenStream(DeltaStream):
-    """One request's output: iterate for text deltas (`async for` when submitted with
-    asynchronous=True); `result` is the Generation once the iteration ends. `cancel()`
-    (e.g. the client went away) frees its batch row at the next step."""
+    """One request's output, fed by a producer thread through `put`; `result` is the
+    Generation once the iteration ends. `cancel()` (e.g. the client went away) sets
+    `cancelled`, which the producer checks."""
 
-    def __init__(self, events: Any, cancelled: threading.Event) -> None:
-        self._events = events
-        self._cancelled = cancelled
+    def __init__(self) -> None:
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.cancelled = threading.Event()
         self.result: Generation | None = None
+
+    def put(self, event: Event) -> None:
+        self._events.put(event)
 
     def next_delta(self, timeout: float | None = None) -> str | None:
         """The next piece of text, or None at the end (then `result` is set)."""
         if self.result is not None:
             return None
-        return self._take(self._events.get(timeout=timeout))
-
-    async def anext_delta(self) -> str | None:
-        if self.result is not None:
-            return None
-        return self._take(await self._events.get())
-
-    def _take(self, event: object) -> str | None:
+        event = self._events.get(timeout=timeout)
         if isinstance(event, BaseException):
             raise event
         if isinstance(event, Generation):
             self.result = event
             return None
-        assert isinstance(event, str)
         return event
 
-    def cancel(self) -> None:
-        self._cancelled.set()
+    def ready(self) -> bool:
+        """Whether next_delta would return without waiting."""
+        return self.result is not None or not self._events.empty()
 
-    def generation(self) -> Generation:
-        for _ in self:
-            pass
-        assert self.result is not None
-        return self.result
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+def finished_stream(text: str) -> TokenStream:
+    """A stream that is already over: `text` as its one delta, with no tokens generated
+    (a hand-over answered without the model)."""
+    stream = TokenStream()
+    stream.put(text)
+    stream.put(Generation(text=text, prompt_tokens=0, completion_tokens=0, finish_reason="stop"))
+    return stream
+
+
+async def async_deltas(stream: Deltas) -> AsyncIterator[str]:
+    """`stream`'s deltas on an event loop. Each wait runs in a worker thread, which the
+    event loop may abandon (the client left); the caller then cancels the stream, which
+    ends that wait."""
+
+    def take() -> list[str | None]:
+        deltas = [stream.next_delta()]
+        while deltas[-1] is not None and stream.ready():
+            deltas.append(stream.next_delta())
+        return deltas
+
+    while True:
+        for delta in await anyio.to_thread.run_sync(take, abandon_on_cancel=True):
+            if delta is None:
+                return
+            yield delta

@@ -4,7 +4,13 @@ masks, the LoRA/QLoRA recipe and the adapter registry.
 Knows nothing of indexes: retrieval it needs arrives through hybrid's Retriever protocol.
 """
 
-from training.base_model import EMBEDDED_BASE_MODELS, BaseModel, load_base_model, load_tokenizer
+from training.base_model import (
+    EMBEDDED_BASE_MODELS,
+    BaseModel,
+    load_base_model,
+    load_tokenizer,
+    weights_path,
+)
 from training.chat import render_chat
 from training.datasets import DataProblem, Dataset, Example, read_dataset
 from training.export import export_adapter, merge_adapter
@@ -48,6 +54,7 @@ __all__ = [
     "render_chat",
     "tokenize_example",
     "train_adapter",
+    "weights_path",
     "with_retrieval",
     "write_redacted",
 ]

@@ -48,14 +48,14 @@ def load_base_model(
     """Load `spec` (see hybrid.models) for inference or training on `placement`;
     `quantize_4bit` loads the weights in bitsandbytes NF4 (for QLoRA), `attention` names
     a transformers attention implementation ("eager", "sdpa"; default: its choice)."""
-    path = _weights_path(spec, base_dir, models_dir)
+    path = weights_path(spec, base_dir, models_dir)
     model, tokenizer = _from_pretrained(path, placement, quantize_4bit, attention)
     return BaseModel(model, tokenizer, spec, path, placement)
 
 
 def load_tokenizer(spec: str, *, base_dir: Path, models_dir: Path) -> PreTrainedTokenizerBase:
     """The base model's tokenizer alone (for measuring and rendering data)."""
-    return _tokenizer_from(_weights_path(spec, base_dir, models_dir))
+    return _tokenizer_from(weights_path(spec, base_dir, models_dir))
 
 
 def _tokenizer_from(path: str) -> PreTrainedTokenizerBase:
@@ -70,7 +70,9 @@ def _tokenizer_from(path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _weights_path(spec: str, base_dir: Path, models_dir: Path) -> str:
+def weights_path(spec: str, base_dir: Path, models_dir: Path) -> str:
+    """Where the base model's weights are: a folder (an embedded model's cached
+    conversion, made on first use) or a hub id."""
     source = ModelSource.parse(spec, base_dir)
     if source.kind == "embedded":
         embedded = source.embedded_entry(EMBEDDED_BASE_MODELS, "base model")

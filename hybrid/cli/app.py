@@ -23,6 +23,7 @@ from hybrid.cli import (
     search_command,
     serve_command,
     train_command,
+    vllm_command,
 )
 from hybrid.cli.output import stderr
 from hybrid.errors import BotNotFoundError, HybridError
@@ -78,6 +79,7 @@ app.command("eval")(eval_command.evaluate)
 app.command("retrain")(retrain_command.retrain)
 app.command("serve")(serve_command.serve)
 app.add_typer(keys_command.app, name="keys")
+app.add_typer(vllm_command.app, name="vllm")
 
 
 def main() -> None:

@@ -20,19 +20,23 @@ def list_adapters(server: NamedDependency[ServerState]) -> AdapterList:
     return AdapterList(data=[_info(record) for record in server.registry().list()])
 
 
-@post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=False, guards=ADMIN)
+@post("/v1/adapters/{name:str}/promote", status_code=200, sync_to_thread=True, guards=ADMIN)
 def promote(
     name: IdPath,
     server: NamedDependency[ServerState],
     data: JSONBody[PromoteRequest | None] = None,
 ) -> AdapterInfo:
     version = data.version if data is not None else None
-    return _info(server.registry().promote(name, version))
+    record = server.registry().promote(name, version)
+    server.adapters_changed()
+    return _info(record)
 
 
-@post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=False, guards=ADMIN)
+@post("/v1/adapters/{name:str}/rollback", status_code=200, sync_to_thread=True, guards=ADMIN)
 def rollback(name: IdPath, server: NamedDependency[ServerState]) -> AdapterInfo:
-    return _info(server.registry().rollback(name))
+    record = server.registry().rollback(name)
+    server.adapters_changed()
+    return _info(record)
 
 
 def _info(record: AdapterRecord) -> AdapterInfo:

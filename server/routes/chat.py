@@ -39,6 +39,7 @@ from server.schemas import (
     Usage,
 )
 from server.state import ServerState
+from server.streams import async_deltas
 from training import AdapterNotFoundError
 
 
@@ -88,13 +89,11 @@ async def chat_completions(
     server.metrics.observe_prompt_building(time.perf_counter() - started)
     try:
         stream = assistant.stream(
-            conversation,
+            prompt,
             adapter=adapter,
             settings=settings,
             stop=data.stop_strings(),
             timeout=server.bot.config.server.request_timeout,
-            prompt=prompt,
-            asynchronous=True,
         )
     except AdapterNotFoundError:
         raise _model_not_found(data.model) from None
@@ -106,7 +105,7 @@ async def chat_completions(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        async for _ in stream:
+        async for _ in async_deltas(stream):
             pass
     finally:
         stream.cancel()  # a no-op once finished; frees the row if the client left
@@ -147,7 +146,7 @@ async def _events(
 
     try:
         yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-        async for delta in stream:
+        async for delta in async_deltas(stream):
             yield chunk([ChunkChoice(delta=Delta(content=delta))])
         answer = stream.answer
         assert answer is not None

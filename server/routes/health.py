@@ -1,4 +1,5 @@
-"""GET /healthz: 200 once the model is loaded, 503 while loading or after a failure."""
+"""GET /healthz: 200 once the model is loaded and the generator answers; 503 while
+loading, after a failure, or while the generator (vLLM) is unreachable, saying why."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from server.schemas import Health
 from server.state import ServerState
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=True)
 def healthz(server: NamedDependency[ServerState]) -> Response[Health]:
-    status = 200 if server.status == "ok" else 503
-    return Response(Health(status=server.status, detail=server.detail), status_code=status)
+    if server.status != "ok":
+        return Response(Health(status=server.status, detail=server.detail), status_code=503)
+    problem = server.generator_problem()
+    if problem is not None:
+        return Response(Health(status="unavailable", detail=problem), status_code=503)
+    return Response(Health(status="ok"), status_code=200)
 
 
 ROUTES = [healthz]

@@ -6,6 +6,7 @@ from litestar import get
 from litestar.di import NamedDependency
 
 from server.auth import ADMIN
+from server.engine import GenerationEngine
 from server.state import ServerState
 
 # Prometheus' text format; Litestar adds the charset.
@@ -14,7 +15,9 @@ PROMETHEUS = "text/plain; version=0.0.4"
 
 @get("/metrics", sync_to_thread=True, guards=ADMIN, media_type=PROMETHEUS)
 def metrics(server: NamedDependency[ServerState]) -> str:
-    engine, retriever = server.engine, server.retriever
+    retriever = server.retriever
+    # vLLM reports its own queue on its own /metrics.
+    engine = server.generator if isinstance(server.generator, GenerationEngine) else None
     version = retriever.version() if retriever is not None else None
     active = [str(r.ref) for r in server.registry().list() if r.status == "active"]
     text = server.metrics.render(

@@ -86,9 +86,9 @@ def test_retrieved_sources_reach_the_prompt_and_come_back_as_citations(
     seen_prompts = []
 
     class Recording:
-        def generate(self, messages, settings, adapter=None):
-            seen_prompts.append(messages)
-            return generator.generate(messages, settings, adapter)
+        def stream(self, request):
+            seen_prompts.append(request.messages)
+            return generator.stream(request)
 
     assistant = Assistant(
         Recording(),
@@ -191,9 +191,9 @@ def test_a_conversation_keeps_its_turns_but_not_a_clients_system_prompt(
     seen: list[list] = []
 
     class Recording:
-        def generate(self, messages, settings, adapter=None):
-            seen.append(list(messages))
-            return generator.generate(messages, settings, adapter)
+        def stream(self, request):
+            seen.append(list(request.messages))
+            return generator.stream(request)
 
     assistant = Assistant(
         Recording(), system_prompt="Be brief.", settings=GenerationSettings(max_new_tokens=3)
@@ -232,7 +232,7 @@ def test_old_turns_go_after_the_sources_when_the_context_is_short(
     prompt = assistant.prepare([*history, Message("user", "What about returns?")])
     assert prompt.citations == [] and len(prompt.messages) < 4
     assert prompt.messages[-1].content == "What about returns?"
-    assert generator.prompt_tokens(prompt.messages) + 300 <= generator.context_window
+    assert len(generator.prompt_ids(prompt.messages)) + 300 <= generator.context_window
 
 
 class CountingBudget:
@@ -244,9 +244,9 @@ class CountingBudget:
         self.longest_token_chars = engine.longest_token_chars
         self.prompts = 0
 
-    def prompt_tokens(self, messages) -> int:
+    def prompt_ids(self, messages) -> list[int]:
         self.prompts += 1
-        return self.engine.prompt_tokens(messages)
+        return self.engine.prompt_ids(messages)
 
 
 def test_a_long_conversation_keeps_its_newest_turns_without_tokenizing_each_cut(
@@ -264,14 +264,37 @@ def test_a_long_conversation_keeps_its_newest_turns_without_tokenizing_each_cut(
     prompt = assistant.prepare([*history, Message("user", "What about returns?")])
     kept = prompt.messages[1:-1]
     assert kept == history[-len(kept) :], "the newest turns stay, in order"
-    assert generator.prompt_tokens(prompt.messages) + room <= generator.context_window
+    assert len(generator.prompt_ids(prompt.messages)) + room <= generator.context_window
     one_more = [prompt.messages[0], history[-len(kept) - 1], *prompt.messages[1:]]
-    assert generator.prompt_tokens(one_more) + room > generator.context_window, "no turn lost"
+    assert len(generator.prompt_ids(one_more)) + room > generator.context_window, "no turn lost"
     assert budget.prompts <= 25, f"{budget.prompts} prompts tokenized to cut 1000 turns"
     budget.prompts = 0
     with pytest.raises(HybridError, match="more than the model's context") as refused:
         assistant.prepare("w" * (generator.context_window * generator.longest_token_chars))
     assert refused.value.param == "messages" and budget.prompts == 0, "refused untokenized"
+
+
+def test_the_prompt_is_tokenized_once_and_the_generator_gets_those_tokens(
+    generator: GenerationEngine,
+) -> None:
+    budget = CountingBudget(generator)
+    seen = []
+
+    class Recording:
+        def stream(self, request):
+            seen.append(request)
+            return generator.stream(request)
+
+    assistant = Assistant(
+        Recording(),
+        system_prompt="Be brief.",
+        settings=GenerationSettings(max_new_tokens=3),
+        retriever=KeywordRetriever({"returns": "Return items within 45 days."}),
+        budget=budget,
+    )
+    answer = assistant.answer("Can I return items?")
+    assert answer.citations and budget.prompts == 1
+    assert list(seen[0].prompt_ids) == generator.prompt_ids(seen[0].messages)
 
 
 def test_every_answer_is_logged_with_its_sources_and_tokens(
@@ -290,7 +313,7 @@ def test_every_answer_is_logged_with_its_sources_and_tokens(
         log=log,
     )
     answer = assistant.answer("My e-mail is ann@example.com: what about returns?")
-    streamed = assistant.stream("And returns of gifts?")
+    streamed = assistant.stream(assistant.prepare("And returns of gifts?"))
     text = "".join(streamed)
     log.close()
     rows = (

@@ -15,10 +15,13 @@ from support import make_bot
 
 from hybrid import AdapterRef, Bot, GenerationSettings, Message
 from hybrid.hardware import Placement
+from hybrid.protocols import GenerationRequest, collect, generate
+from hybrid.types import Generation
 from server import GenerationEngine
 from server.attention import register_gqa_attention
 from server.compose import find_adapter
 from server.engine import EngineBusyError, GenerationTimeoutError
+from server.streams import TokenStream
 from training import (
     AdapterRegistry,
     BaseModel,
@@ -43,6 +46,25 @@ GREEDY = GenerationSettings(max_new_tokens=16)
 
 def ask(question: str) -> list[Message]:
     return [Message("system", "Be brief."), Message("user", question)]
+
+
+def submit(
+    engine: GenerationEngine,
+    messages: list[Message],
+    settings: GenerationSettings,
+    adapter: AdapterRef | None = None,
+    **options,
+) -> TokenStream:
+    return engine.stream(GenerationRequest(messages, settings, adapter, **options))
+
+
+def answer_with(
+    engine: GenerationEngine,
+    messages: list[Message],
+    settings: GenerationSettings,
+    adapter: AdapterRef | None = None,
+) -> Generation:
+    return generate(engine, GenerationRequest(messages, settings, adapter))
 
 
 @pytest.fixture(scope="module")
@@ -90,32 +112,32 @@ def test_an_answer_is_what_transformers_own_greedy_search_gives(
             expected = plain_model.generate(
                 ids, max_new_tokens=plain.max_new_tokens, do_sample=False
             )[0, ids.shape[1] :]
-        answer = engine.generate(ask(question), plain)
+        answer = answer_with(engine, ask(question), plain)
         assert answer.text == tokenizer.decode(expected, skip_special_tokens=True).strip()
 
 
 def test_batched_requests_answer_as_they_would_alone(engine: GenerationEngine) -> None:
-    alone = [engine.generate(ask(q), GREEDY).text for q in QUESTIONS]
+    alone = [answer_with(engine, ask(q), GREEDY).text for q in QUESTIONS]
     streams = []
     for question in QUESTIONS:  # staggered: later ones join a batch already decoding
-        streams.append(engine.submit(ask(question), GREEDY))
+        streams.append(submit(engine, ask(question), GREEDY))
         time.sleep(0.02)
-    assert [s.generation().text for s in streams] == alone
+    assert [collect(s).text for s in streams] == alone
     assert len(set(alone)) > 1, "different questions, different answers"
 
 
 def test_one_batch_mixes_adapters_and_each_row_gets_its_own(engine: GenerationEngine) -> None:
     adapters = [None, AdapterRef("style", 1), AdapterRef("terse", 1)]
     alone = {
-        (q, str(a)): engine.generate(ask(q), GREEDY, a).text
+        (q, str(a)): answer_with(engine, ask(q), GREEDY, a).text
         for q in QUESTIONS[:4]
         for a in adapters
     }
     assert len({alone[(QUESTIONS[0], str(a))] for a in adapters}) == 3, "the adapters differ"
     streams = {
-        (q, str(a)): engine.submit(ask(q), GREEDY, a) for q in QUESTIONS[:4] for a in adapters
+        (q, str(a)): submit(engine, ask(q), GREEDY, a) for q in QUESTIONS[:4] for a in adapters
     }
-    together = {key: stream.generation() for key, stream in streams.items()}
+    together = {key: collect(stream) for key, stream in streams.items()}
     assert {key: g.text for key, g in together.items()} == alone
     assert {str(g.adapter) for g in together.values()} == {"None", "style@1", "terse@1"}
     assert engine.loaded_adapters() == ["style@1", "terse@1"]
@@ -133,14 +155,14 @@ def test_prompts_run_in_chunks_answer_as_run_whole_and_a_short_one_goes_first(
         for question, adapter in zip(
             QUESTIONS[:3], [None, AdapterRef("style", 1), None], strict=True
         ):
-            whole = engine.generate(ask(question), GREEDY, adapter).text
-            assert chunked.generate(ask(question), GREEDY, adapter).text == whole
+            whole = answer_with(engine, ask(question), GREEDY, adapter).text
+            assert answer_with(chunked, ask(question), GREEDY, adapter).text == whole
         document = "Returns are accepted within 45 days of delivery. " * 20
         finished: dict[str, float] = {}
 
         def answer(name: str, question: str, tokens: int) -> None:
             settings = msgspec.structs.replace(GREEDY, max_new_tokens=tokens)
-            chunked.submit(ask(question), settings).generation()
+            answer_with(chunked, ask(question), settings)
             finished[name] = time.perf_counter()
 
         long = threading.Thread(target=answer, args=("long", f"{document} Summarise.", 1))
@@ -154,18 +176,18 @@ def test_prompts_run_in_chunks_answer_as_run_whole_and_a_short_one_goes_first(
 
 
 def test_streamed_deltas_add_up_to_the_answer(engine: GenerationEngine) -> None:
-    stream = engine.submit(ask(QUESTIONS[0]), GREEDY)
+    stream = submit(engine, ask(QUESTIONS[0]), GREEDY)
     deltas = list(stream)
     assert len(deltas) > 1 and "".join(deltas).strip() == stream.result.text
     assert stream.result.completion_tokens >= 1
 
 
 def test_a_stop_string_ends_the_answer_before_it(engine: GenerationEngine) -> None:
-    full = engine.generate(ask(QUESTIONS[1]), GREEDY)
+    full = answer_with(engine, ask(QUESTIONS[1]), GREEDY)
     words = full.text.split()
     assert len(words) >= 3, full.text
     stop = words[2]
-    stream = engine.submit(ask(QUESTIONS[1]), GREEDY, stop=[stop])
+    stream = submit(engine, ask(QUESTIONS[1]), GREEDY, stop=(stop,))
     streamed = "".join(stream)
     assert stream.result.finish_reason == "stop"
     assert stop not in stream.result.text and full.text.startswith(stream.result.text)
@@ -174,10 +196,10 @@ def test_a_stop_string_ends_the_answer_before_it(engine: GenerationEngine) -> No
 
 def test_a_cancelled_request_frees_its_row(engine: GenerationEngine) -> None:
     long = GenerationSettings(max_new_tokens=400)
-    stream = engine.submit(ask(QUESTIONS[3]), long)
+    stream = submit(engine, ask(QUESTIONS[3]), long)
     assert stream.next_delta(timeout=30) is not None
     stream.cancel()
-    assert stream.generation().completion_tokens < 400
+    assert collect(stream).completion_tokens < 400
     deadline = time.monotonic() + 10
     while engine.running and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -185,20 +207,20 @@ def test_a_cancelled_request_frees_its_row(engine: GenerationEngine) -> None:
 
 
 def test_a_request_past_its_timeout_fails(engine: GenerationEngine) -> None:
-    stream = engine.submit(ask(QUESTIONS[3]), GenerationSettings(max_new_tokens=400), timeout=0.2)
+    stream = submit(engine, ask(QUESTIONS[3]), GenerationSettings(max_new_tokens=400), timeout=0.2)
     with pytest.raises(GenerationTimeoutError, match="timeout"):
-        stream.generation()
+        collect(stream)
 
 
 def test_a_full_queue_refuses_with_retry_after(bot) -> None:
     engine = GenerationEngine(load_base(bot, register_gqa_attention()), max_batch=1, max_waiting=2)
     try:
         long = GenerationSettings(max_new_tokens=300)
-        streams = [engine.submit(ask(QUESTIONS[0]), long)]
+        streams = [submit(engine, ask(QUESTIONS[0]), long)]
         streams[0].next_delta(timeout=30)  # running: the next two wait
-        streams += [engine.submit(ask(q), long) for q in QUESTIONS[1:3]]
+        streams += [submit(engine, ask(q), long) for q in QUESTIONS[1:3]]
         with pytest.raises(EngineBusyError) as refused:
-            engine.submit(ask(QUESTIONS[3]), long)
+            submit(engine, ask(QUESTIONS[3]), long)
         assert refused.value.retry_after >= 1
         for stream in streams:
             stream.cancel()
@@ -209,12 +231,12 @@ def test_a_full_queue_refuses_with_retry_after(bot) -> None:
 def test_a_promoted_version_is_a_new_identity(bot, engine: GenerationEngine) -> None:
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         registry.promote("style", 1)
-    first = engine.generate(ask("Hi"), GREEDY, AdapterRef("style"))
+    first = answer_with(engine, ask("Hi"), GREEDY, AdapterRef("style"))
     assert first.adapter == AdapterRef("style", 1)
     train_adapter(bot, TrainRequest(bot.data_dir / "train.jsonl", name="style", max_steps=2))
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         registry.promote("style", 2)
-    second = engine.generate(ask("Hi"), GREEDY, AdapterRef("style"))
+    second = answer_with(engine, ask("Hi"), GREEDY, AdapterRef("style"))
     assert second.adapter == AdapterRef("style", 2)
     assert {"style@1", "style@2"} <= set(engine.loaded_adapters())
 
@@ -233,20 +255,23 @@ def test_an_answer_writes_only_figures_its_own_sources_hold(bot) -> None:
     engine = GenerationEngine(base, max_batch=4)
     try:
         settings = msgspec.structs.replace(GREEDY, max_new_tokens=8, repetition_penalty=1.0)
-        free = engine.generate(ask("What is the fee?"), settings).text
+        free = answer_with(engine, ask("What is the fee?"), settings).text
         assert free.startswith("9999"), free
         streams = {
-            figure: engine.submit(
-                ask("What is the fee?"), settings, grounding=f"The fee is ${figure} a month."
+            figure: submit(
+                engine,
+                ask("What is the fee?"),
+                settings,
+                grounding=f"The fee is ${figure} a month.",
             )
             for figure in ("45", "59")
         }
         for figure, stream in streams.items():
-            text = stream.generation().text
+            text = collect(stream).text
             written = re.findall(r"\d+", text)
             assert written and set(written) == {figure}, (figure, text)
         off = msgspec.structs.replace(settings, grounded_figures=False)
-        unguarded = engine.generate(ask("What is the fee?"), off)
+        unguarded = answer_with(engine, ask("What is the fee?"), off)
         assert unguarded.text == free, "grounded_figures = false leaves the model as it is"
     finally:
         engine.close()

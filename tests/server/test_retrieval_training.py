@@ -42,9 +42,9 @@ def test_training_and_serving_prompts_are_byte_identical(
     served = []
 
     class Recording(GenerationEngine):
-        def submit(self, messages, settings, adapter=None, **options):
-            served.append(messages)
-            return super().submit(messages, settings, adapter, **options)
+        def stream(self, request):
+            served.append(request.messages)
+            return super().stream(request)
 
     assistant = Assistant(
         Recording(base),

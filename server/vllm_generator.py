@@ -1,0 +1,316 @@
+"""A Generator that hands generation to a vLLM server (`[models] generator = "vllm"`).
+
+hybrid still builds every prompt itself, as in training, and sends its token ids to
+vLLM's completions endpoint, so vLLM sees the same tokens the adapter was trained on;
+the model named is the adapter's immutable `name@version` (or the base model). A version
+is loaded into vLLM the first time a request needs it (runtime LoRA loading; a version
+is never reloaded under a name already in use, vllm#42125), and versions the registry no
+longer lists as active or candidate are unloaded then. vLLM does not run hybrid's figure
+constraint, so its answers are checked after the fact (Answer.ungrounded_figures).
+
+Each request's answer is read by a thread of its own into a TokenStream, so callers read
+it exactly as they read the local engine's. vLLM unreachable, or stopping mid-answer, is
+an UnavailableError (503 with Retry-After); `problem()` says why for /healthz.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from hybrid.config import VllmSettings
+from hybrid.errors import HybridError, InvalidInputError, UnavailableError
+from hybrid.protocols import GenerationRequest
+from hybrid.types import AdapterRef, Generation, Message
+from server.engine import AdapterLookup, GenerationTimeoutError
+from server.engine_tokens import EngineTokens
+from server.streams import TokenStream
+from training import AdapterRecord
+
+RETRY_AFTER = 5  # seconds a client is told to wait while vLLM is unreachable
+SERVED = ("active", "candidate")  # the versions kept loaded in vLLM
+
+
+class VllmGenerator:
+    def __init__(
+        self,
+        settings: VllmSettings,
+        *,
+        tokenizer: Any,  # the base model's transformers tokenizer
+        base_model: str,  # the name vLLM serves the base model under
+        adapters: AdapterLookup | None = None,
+        listed: Callable[[], list[AdapterRecord]] | None = None,  # the registry's versions
+    ) -> None:
+        self.settings = settings
+        self.base_model = base_model
+        self._tokens = EngineTokens(tokenizer)
+        self.longest_token_chars = self._tokens.longest_token_chars
+        self._lookup = adapters
+        self._listed = listed or (lambda: [])
+        key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+        self._client = httpx.Client(
+            base_url=settings.url.rstrip("/"),
+            headers={"Authorization": f"Bearer {key}"} if key else {},
+            timeout=httpx.Timeout(60.0, connect=settings.connect_timeout),
+        )
+        self._lock = threading.Lock()  # loading and unloading adapters
+        self._loaded: set[str] | None = None  # adapter names vLLM serves, once asked
+        self._context_window: int | None = None
+        self._problem: str | None = None
+
+    # -- TokenBudget ---------------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        """vLLM's --max-model-len (asked once; until vLLM answers, the tokenizer's)."""
+        if self._context_window is None:
+            try:
+                self._reconcile()
+            except UnavailableError:
+                return int(self._tokens.tokenizer.model_max_length or 2048)
+        assert self._context_window is not None
+        return self._context_window
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        return self._tokens.prompt_ids(messages)
+
+    # -- Generator -----------------------------------------------------------------------
+
+    def stream(self, request: GenerationRequest) -> TokenStream:
+        record = self._lookup(request.adapter) if request.adapter and self._lookup else None
+        if request.adapter is not None and record is None:
+            raise HybridError(f"adapter {request.adapter} requested, but there is no registry")
+        if record is not None:
+            self._load(record)
+        prompt_ids = list(request.prompt_ids or self._tokens.prompt_ids(request.messages))
+        room = self.context_window - len(prompt_ids)
+        if room < 1:
+            raise InvalidInputError(
+                f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
+                f"{self.context_window}",
+                hint="ask a shorter question",
+            )
+        settings = request.settings
+        body = {
+            "model": str(record.ref) if record else self.base_model,
+            "prompt": prompt_ids,
+            "max_tokens": min(settings.max_new_tokens, room),
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "seed": settings.seed,
+            "repetition_penalty": settings.repetition_penalty,
+            "stop": list(request.stop) or None,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        try:
+            response = self._open(body)
+        except _ModelMissing:  # vLLM restarted without the versions loaded since its start
+            self._forget_loaded()
+            if record is not None:
+                self._load(record)
+            response = self._open(body)
+        stream = TokenStream()
+        deadline = time.monotonic() + request.timeout if request.timeout else None
+        threading.Thread(
+            target=self._read,
+            args=(response, stream, record.ref if record else None, len(prompt_ids), deadline),
+            name="vllm-stream",
+            daemon=True,
+        ).start()
+        return stream
+
+    def check(self) -> str | None:
+        """Why vLLM cannot answer now (asked of its /health), or None."""
+        try:
+            self._client.get("/health", timeout=self.settings.connect_timeout).raise_for_status()
+        except httpx.HTTPError as exc:
+            self._down(exc)
+        else:
+            self._problem = None
+        return self._problem
+
+    def reconcile(self) -> None:
+        """Make vLLM's adapters the registry's active and candidate versions (at start)."""
+        self._reconcile()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- vLLM's side -----------------------------------------------------------------------
+
+    def _open(self, body: dict[str, Any]) -> httpx.Response:
+        request = self._client.build_request("POST", "/v1/completions", json=body)
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._down(exc) from None
+        if response.status_code >= 400:
+            detail = _error_message(response)
+            response.close()
+            if response.status_code == 404:
+                raise _ModelMissing(detail)
+            if response.status_code >= 500:
+                raise self._down(f"vLLM answered {response.status_code}: {detail}")
+            # A request vLLM refuses that hybrid let through is hybrid's fault (5xx).
+            raise HybridError(f"vLLM refused the request ({response.status_code}): {detail}")
+        self._problem = None
+        return response
+
+    def _read(
+        self,
+        response: httpx.Response,
+        stream: TokenStream,
+        adapter: AdapterRef | None,
+        prompt_tokens: int,
+        deadline: float | None,
+    ) -> None:
+        """Put each text delta on `stream`, then the Generation (or the error)."""
+        parts: list[str] = []
+        usage: dict[str, int] = {}
+        steps = 0  # vLLM streams one event per token; usage comes only at the end
+        finish = "stop"
+        try:
+            for event in _events(response):
+                if stream.cancelled.is_set():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise GenerationTimeoutError("the answer took longer than the timeout")
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or []:
+                    steps += 1
+                    text = choice.get("text") or ""
+                    if not parts:
+                        text = text.lstrip()  # as the local engine: no leading whitespace
+                    if text:
+                        parts.append(text)
+                        stream.put(text)
+                    if choice.get("finish_reason") == "length":
+                        finish = "length"
+        except HybridError as exc:
+            stream.put(exc)
+            return
+        except (httpx.HTTPError, ValueError) as exc:
+            stream.put(self._down(exc, during="mid-answer"))
+            return
+        finally:
+            response.close()
+        stream.put(
+            Generation(
+                text="".join(parts),
+                prompt_tokens=usage.get("prompt_tokens", prompt_tokens),
+                completion_tokens=usage.get("completion_tokens", steps),
+                finish_reason=finish,  # type: ignore[arg-type]
+                adapter=adapter,
+            )
+        )
+
+    def _load(self, record: AdapterRecord) -> None:
+        """Have vLLM serve `record` under its name@version (once)."""
+        name = str(record.ref)
+        with self._lock:
+            if self._loaded is None:
+                self._reconcile_locked()
+            assert self._loaded is not None
+            if name in self._loaded:
+                return
+            self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(record.path)})
+            self._loaded.add(name)
+            self._unload_unlisted()
+
+    def _reconcile(self) -> None:
+        with self._lock:
+            self._reconcile_locked()
+
+    def _reconcile_locked(self) -> None:
+        try:
+            reply = self._client.get("/v1/models")
+            reply.raise_for_status()
+            models = reply.json()["data"]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise self._down(exc) from None
+        self._problem = None
+        base = [m for m in models if m["id"] == self.base_model]
+        if not base:
+            served = ", ".join(m["id"] for m in models)
+            raise UnavailableError(
+                f"vLLM at {self.settings.url} serves {served}, not the base model "
+                f"{self.base_model!r}",
+                hint="start it with the line `hybrid vllm command` prints",
+            )
+        self._context_window = int(base[0].get("max_model_len") or 2048)
+        self._loaded = {m["id"] for m in models if m["id"] != self.base_model}
+        self._unload_unlisted()
+        for record in self._listed():
+            if record.status in SERVED and str(record.ref) not in self._loaded:
+                self._post(
+                    "/v1/load_lora_adapter",
+                    {"lora_name": str(record.ref), "lora_path": str(record.path)},
+                )
+                self._loaded.add(str(record.ref))
+
+    def _unload_unlisted(self) -> None:
+        assert self._loaded is not None
+        keep = {str(record.ref) for record in self._listed() if record.status in SERVED}
+        for name in sorted(self._loaded - keep):
+            self._post("/v1/unload_lora_adapter", {"lora_name": name})
+            self._loaded.discard(name)
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            reply = self._client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise self._down(exc) from None
+        if reply.status_code >= 400:
+            raise HybridError(f"vLLM refused {path} for {body}: {_error_message(reply)}")
+
+    def _forget_loaded(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    def _down(self, cause: object, *, during: str = "") -> UnavailableError:
+        """The error for vLLM unreachable. When it is back it may be a new process, with
+        only its preloaded adapters: what it serves is asked again then."""
+        self._loaded = None
+        where = f" {during}" if during else ""
+        self._problem = f"vLLM at {self.settings.url} is unreachable{where}: {cause}"
+        return UnavailableError(
+            f"the generator (vLLM) is unreachable{where}",
+            hint="retry shortly; /healthz says when it is back",
+            retry_after=RETRY_AFTER,
+        )
+
+
+class _ModelMissing(HybridError):
+    """vLLM does not serve the model a request named."""
+
+
+def _events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a server-sent event stream, up to `data: [DONE]`."""
+    for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        event = json.loads(data)
+        if "error" in event:
+            raise HybridError(f"vLLM failed mid-answer: {event['error']}")
+        yield event
+    raise httpx.RemoteProtocolError("the stream ended before [DONE]")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        response.read()
+        body = response.json()
+        error = body.get("error", body)
+        return str(error.get("message", error) if isinstance(error, dict) else error)[:300]
+    except (ValueError, httpx.HTTPError):
+        return response.text[:300] if response.is_closed else "(no body)"
