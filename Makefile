@@ -77,7 +77,7 @@ $(VLLM_VENV)/.installed: Makefile
 test-engines: install vllm-env
 	$(BIN)/python -m pytest -m engines
 
-bench: install
+bench: install vllm-env
 	$(BIN)/python -m benchmarks
 
 lint: install

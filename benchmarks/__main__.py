@@ -13,6 +13,7 @@ from pathlib import Path
 from benchmarks import (
     bench_answers,
     bench_base_model,
+    bench_engines,
     bench_index_sync,
     bench_matmul,
     bench_retrain,
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "search_latency": bench_search_latency.run,
     "training": bench_training.run,
     "server": bench_server.run,
+    "engines": bench_engines.run,
     "answers": bench_answers.run,
     "retrain": bench_retrain.run,
 }

@@ -19,6 +19,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -39,7 +40,7 @@ def run() -> list[Figure]:
     with tempfile.TemporaryDirectory() as scratch:
         bot = init_bot(Path(scratch) / "bot")
         sync_index(bot, embedder_for_bot(bot))
-        _publish_inert_adapters(bot)
+        publish_inert_adapters(bot)
         questions = [
             json.loads(line)["question"]
             for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
@@ -60,7 +61,9 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
     before = _prompt_building(url)
     latency_sum, requests = 0.0, 0
     for concurrency in CONCURRENCY:
-        results, tokens = _steady_state(client, questions, base, concurrency)
+        results, tokens = steady_state(
+            lambda question: ask(client, question, base, 0.7), questions, concurrency
+        )
         rates[concurrency] = tokens / WINDOW_SECONDS
         first_tokens[concurrency] = [r["first_token"] for r in results if r["in_window"]]
         latency_sum += sum(r["seconds"] for r in results)
@@ -94,7 +97,7 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
             ),
             Figure(
                 f"time to first token p99, concurrency {concurrency}",
-                round(_percentile(times, 0.99) * 1000),
+                round(percentile(times, 0.99) * 1000),
                 "ms",
                 f"{len(times)} requests sent in the window (nearest rank)",
             ),
@@ -111,25 +114,30 @@ def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
             f"each of {1000 * latency_sum / requests:.0f} ms mean latency; target < 5",
         )
     )
-    figures += _mixed_adapters(client, questions)
+    figures += mixed_adapters(lambda q, model, t: ask(client, q, model, t), questions)
     figures += _beside_a_long_prompt(client, questions[0], base)
     return figures
 
 
-def _steady_state(
-    client, questions: list[str], base: str, concurrency: int
+def steady_state(
+    ask_one: Callable[[str], dict],
+    questions: list[str],
+    concurrency: int,
+    warmup: float = WARMUP_SECONDS,
+    window_seconds: float = WINDOW_SECONDS,
 ) -> tuple[list[dict], float]:
-    """`concurrency` clients asking one question after another; the tokens generated in
-    a window after a warm-up (so neither the ramp-up nor the last stragglers count),
-    each request's tokens spread evenly from its first token to its end."""
+    """`concurrency` clients asking one question after another (`ask_one`, as `ask`
+    does); the tokens generated in a window after a warm-up (so neither the ramp-up nor
+    the last stragglers count), each request's tokens spread evenly from its first token
+    to its end."""
     start = time.perf_counter()
-    window = (start + WARMUP_SECONDS, start + WARMUP_SECONDS + WINDOW_SECONDS)
+    window = (start + warmup, start + warmup + window_seconds)
 
     def client_loop(number: int) -> list[dict]:
         done, asked = [], number
         while time.perf_counter() < window[1]:
             sent = time.perf_counter()
-            result = ask(client, questions[asked % len(questions)], base, 0.7)
+            result = ask_one(questions[asked % len(questions)])
             result["sent"] = sent
             result["span"] = (sent + result["first_token"], sent + result["seconds"])
             done.append(result)
@@ -148,18 +156,21 @@ def _steady_state(
     return results, tokens
 
 
-def _mixed_adapters(client, questions: list[str]) -> list[Figure]:
-    """8 greedy requests at once: all on one adapter, then over 4; with all 4 loaded
-    first, so only the mixing differs; 3 rounds taking turns, the best of each."""
+def mixed_adapters(
+    ask_with: Callable[[str, str, float], dict], questions: list[str]
+) -> list[Figure]:
+    """8 greedy requests at once (`ask_with(question, model, temperature)`): all on one
+    adapter, then over 4; with all 4 loaded first, so only the mixing differs; 3 rounds
+    taking turns, the best of each."""
     asked = questions[:8]
     for name in ADAPTERS:
-        ask(client, asked[0], name, 0.0)
+        ask_with(asked[0], name, 0.0)
 
     def batch(adapters: list[str]) -> tuple[float, int]:
         started = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(len(asked)) as pool:
             results = list(
-                pool.map(lambda qa: ask(client, *qa, 0.0), zip(asked, adapters, strict=True))
+                pool.map(lambda qa: ask_with(*qa, 0.0), zip(asked, adapters, strict=True))
             )
         return time.perf_counter() - started, sum(r["tokens"] for r in results)
 
@@ -243,7 +254,7 @@ def ask(client, question: str, model: str, temperature: float) -> dict:
     return {"first_token": first or seconds, "tokens": tokens, "seconds": seconds}
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, max(0, round(share * len(values)) - 1))]
 
 
@@ -260,7 +271,7 @@ def _prompt_building(url: str) -> tuple[float, float]:
     )
 
 
-def _publish_inert_adapters(bot: Bot) -> None:
+def publish_inert_adapters(bot: Bot) -> None:
     quiet = with_settings(bot, "training", learning_rate=1e-12)
     for name in ADAPTERS:
         train_adapter(quiet, TrainRequest(bot.data_dir / "train.jsonl", name=name, max_steps=1))

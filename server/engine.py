@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from hybrid.errors import BusyError, HybridError, InvalidInputError, UnavailableError
+from hybrid.errors import BusyError, HybridError, UnavailableError
 from hybrid.protocols import GenerationRequest
 from hybrid.types import AdapterRef, Generation, Message
 from server.adapter_set import AdapterSet
@@ -130,15 +130,8 @@ class GenerationEngine:
         or a full queue. Under `settings.grounded_figures`, the answer writes only figures
         of `request.grounding` (see server/grounding.py)."""
         settings = request.settings
-        record = self._resolve(request.adapter)
-        prompt_ids = list(request.prompt_ids or self._tokens.prompt_ids(request.messages))
-        room = self.context_window - len(prompt_ids)
-        if room < 1:
-            raise InvalidInputError(
-                f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
-                f"{self.context_window}",
-                hint="ask a shorter question",
-            )
+        record = resolve_adapter(self._lookup, request.adapter)
+        prompt_ids, room = self._tokens.fitted_prompt(request, self.context_window)
         grounding = request.grounding
         queued = Request(
             prompt_ids=prompt_ids,
@@ -180,13 +173,6 @@ class GenerationEngine:
             request.stream.put(UnavailableError("the generation engine shut down"))
         self._waiting.clear()
         self._prefilled, self._running = [], []
-
-    def _resolve(self, adapter: AdapterRef | None) -> AdapterRecord | None:
-        if adapter is None:
-            return None
-        if self._lookup is None:
-            raise HybridError(f"adapter {adapter} requested, but this engine has no registry")
-        return self._lookup(adapter)
 
     # -- the worker's side -------------------------------------------------------------
 
@@ -455,6 +441,18 @@ class GenerationEngine:
             self._retire(request, error)
             return False
         return True
+
+
+def resolve_adapter(
+    lookup: AdapterLookup | None, adapter: AdapterRef | None
+) -> AdapterRecord | None:
+    """The registry's record for a requested adapter (None: the base model); raises
+    AdapterNotFoundError for one the registry does not hold."""
+    if adapter is None:
+        return None
+    if lookup is None:
+        raise HybridError(f"adapter {adapter} requested, but this generator has no registry")
+    return lookup(adapter)
 
 
 def _cores_to_split(base: BaseModel) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hybrid.errors import InvalidInputError
+from hybrid.protocols import GenerationRequest
 from hybrid.types import Message
 from training import render_chat
 
@@ -22,6 +24,21 @@ class EngineTokens:
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         return self._ids(messages, add_generation_prompt=True)
+
+    def fitted_prompt(
+        self, request: GenerationRequest, context_window: int
+    ) -> tuple[list[int], int]:
+        """The request's prompt tokens (as given, or rendered now) and the room left for
+        the answer; a prompt that leaves none is refused."""
+        prompt_ids = list(request.prompt_ids or self.prompt_ids(request.messages))
+        room = context_window - len(prompt_ids)
+        if room < 1:
+            raise InvalidInputError(
+                f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
+                f"{context_window}",
+                hint="ask a shorter question",
+            )
+        return prompt_ids, room
 
     def shared_prefix_length(self, messages: Sequence[Message], prompt_ids: list[int]) -> int:
         """How many leading prompt tokens are the system turn, which every request of a

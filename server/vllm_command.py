@@ -1,13 +1,21 @@
 """The command line that starts a vLLM server for a bot (`hybrid vllm command`): the
 bot's base model under its hybrid name, LoRA enabled with room for its adapters, and the
-active and candidate versions preloaded under their `name@version`."""
+active and candidate versions preloaded under their `name@version`; and a vLLM process
+started with it (the engine tests and benchmarks)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+
+import httpx
 
 from hybrid.bot import Bot
 from training import AdapterRegistry, weights_path
@@ -61,3 +69,48 @@ def vllm_command(bot: Bot) -> VllmCommand:
     if served:
         argv += ["--lora-modules", *(f"{r.ref}={r.path}" for r in served)]
     return VllmCommand(argv, {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}, settings.api_key_env)
+
+
+class VllmProcess:
+    """A vLLM server for `bot`, run by `python` (vLLM's own virtualenv's), its output
+    appended to `log`; it can be killed and started again."""
+
+    def __init__(self, bot: Bot, python: Path, log: Path, *, startup: float = 900) -> None:
+        self.bot = bot
+        self.python = python
+        self.url = bot.config.vllm.url
+        self.log = log
+        self.startup = startup  # seconds it may take to answer /health
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it and wait until it answers (AssertionError if it does not)."""
+        assert self.python.exists(), f"{self.python} is missing: run `make vllm-env` first"
+        command = vllm_command(self.bot)
+        env = {**os.environ, **command.env, "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1"}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(self.python), *command.argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its workers go with it
+            )
+        deadline = time.monotonic() + self.startup
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"vLLM exited at start: see {self.log}"
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        self.kill()
+        raise AssertionError(f"vLLM did not start in {self.startup:.0f} s: see {self.log}")
+
+    def kill(self) -> None:
+        """Stop it at once (SIGKILL to its whole process group), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from hybrid.config import VllmSettings
-from hybrid.errors import HybridError, InvalidInputError, UnavailableError
+from hybrid.errors import HybridError, UnavailableError
 from hybrid.protocols import GenerationRequest
 from hybrid.types import AdapterRef, Generation, Message
-from server.engine import AdapterLookup, GenerationTimeoutError
+from server.engine import AdapterLookup, GenerationTimeoutError, resolve_adapter
 from server.engine_tokens import EngineTokens
 from server.streams import TokenStream
 from training import AdapterRecord
@@ -83,19 +83,10 @@ class VllmGenerator:
     # -- Generator -----------------------------------------------------------------------
 
     def stream(self, request: GenerationRequest) -> TokenStream:
-        record = self._lookup(request.adapter) if request.adapter and self._lookup else None
-        if request.adapter is not None and record is None:
-            raise HybridError(f"adapter {request.adapter} requested, but there is no registry")
+        record = resolve_adapter(self._lookup, request.adapter)
         if record is not None:
             self._load(record)
-        prompt_ids = list(request.prompt_ids or self._tokens.prompt_ids(request.messages))
-        room = self.context_window - len(prompt_ids)
-        if room < 1:
-            raise InvalidInputError(
-                f"the prompt takes {len(prompt_ids)} tokens; the model's context holds "
-                f"{self.context_window}",
-                hint="ask a shorter question",
-            )
+        prompt_ids, room = self._tokens.fitted_prompt(request, self.context_window)
         settings = request.settings
         body = {
             "model": str(record.ref) if record else self.base_model,

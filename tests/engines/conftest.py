@@ -1,4 +1,4 @@
-"""The bot the engine tests share, and a real vLLM server for it (tests/vllm_support.py),
+"""The bot the engine tests share, and a real vLLM server for it (server/vllm_command.py),
 started once per session on a free loopback port. The bot has two adapters trained
 briefly at a high learning rate, so that each answers unlike the base model."""
 
@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 from support import synced_bot
-from vllm_support import VllmServer, free_port
+from vllm_support import VLLM_PYTHON, free_port
 
 from hybrid import Bot
 from hybrid.config import with_training
+from server.vllm_command import VllmProcess
 from training import AdapterRegistry, TrainRequest, train_adapter
 
 
@@ -32,8 +33,8 @@ def engine_bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
 
 
 @pytest.fixture(scope="session")
-def vllm(engine_bot: Bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    server = VllmServer(engine_bot, tmp_path_factory.mktemp("vllm") / "vllm.log")
+def vllm(engine_bot: Bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmProcess]:
+    server = VllmProcess(engine_bot, VLLM_PYTHON, tmp_path_factory.mktemp("vllm") / "vllm.log")
     server.start()
     yield server
     server.kill()

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 
 import msgspec
 import pytest
-from vllm_support import VllmServer, with_generator
+from vllm_support import with_generator
 
 from hybrid import AdapterRef, Bot, GenerationSettings, Message
 from hybrid.errors import InvalidInputError
 from hybrid.protocols import GenerationRequest, collect, generate
 from server.compose import ServedGenerator, compose
+from server.vllm_command import VllmProcess
 from training import AdapterNotFoundError
 
 pytestmark = pytest.mark.engines
@@ -94,7 +95,7 @@ def test_a_cancelled_answer_ends_early(generator: ServedGenerator) -> None:
 
 
 def test_both_generators_are_given_the_same_prompt_tokens(
-    engine_bot: Bot, vllm: VllmServer
+    engine_bot: Bot, vllm: VllmProcess
 ) -> None:
     """The prompt is hybrid's: rendered and tokenized here, so vLLM counts what the local
     engine counts (and what training saw)."""

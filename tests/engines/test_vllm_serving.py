@@ -13,10 +13,11 @@ import httpx
 import openai
 import pytest
 from support import serving
-from vllm_support import VllmServer, with_generator
+from vllm_support import with_generator
 
 from hybrid import Bot
 from server.app import create_app
+from server.vllm_command import VllmProcess
 from training import TrainRequest, train_adapter
 
 pytestmark = pytest.mark.engines
@@ -24,7 +25,7 @@ QUESTION = "How long do I have to return an item?"
 
 
 @pytest.fixture(scope="module")
-def url(engine_bot: Bot, vllm: VllmServer) -> Iterator[str]:
+def url(engine_bot: Bot, vllm: VllmProcess) -> Iterator[str]:
     with serving(create_app(with_generator(engine_bot, "vllm"))) as url:
         yield url
 
@@ -34,13 +35,16 @@ def client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
 
 
-def ask(client: openai.OpenAI, model: str, **options):
+def ask(client: openai.OpenAI, model: str, max_tokens: int = 32, **options):
     return client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": QUESTION}], max_tokens=32, **options
+        model=model,
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=max_tokens,
+        **options,
     )
 
 
-def loaded(vllm: VllmServer) -> set[str]:
+def loaded(vllm: VllmProcess) -> set[str]:
     models = httpx.get(f"{vllm.url}/v1/models", timeout=10).json()["data"]
     return {model["id"] for model in models if model["parent"]}
 
@@ -72,7 +76,7 @@ def test_a_streamed_answer_arrives_in_pieces_and_ends_with_its_citations(
     assert chunks[-1].citations  # type: ignore[attr-defined]
 
 
-def test_each_request_gets_its_own_adapter(client: openai.OpenAI, vllm: VllmServer) -> None:
+def test_each_request_gets_its_own_adapter(client: openai.OpenAI, vllm: VllmProcess) -> None:
     answers = {model: ask(client, model) for model in ("style", "terse@1")}
     assert {model: a.model for model, a in answers.items()} == {
         "style": "style@1",
@@ -82,21 +86,23 @@ def test_each_request_gets_its_own_adapter(client: openai.OpenAI, vllm: VllmServ
 
 
 def test_a_promotion_and_a_rollback_are_seen_by_the_next_request(
-    client: openai.OpenAI, url: str, engine_bot: Bot, vllm: VllmServer
+    client: openai.OpenAI, url: str, engine_bot: Bot, vllm: VllmProcess
 ) -> None:
     train_adapter(
         engine_bot, TrainRequest(engine_bot.data_dir / "train.jsonl", name="style", max_steps=1)
     )
     httpx.post(f"{url}/v1/adapters/style/promote", json={"version": 2}).raise_for_status()
-    assert "style@2" in loaded(vllm), "loaded into vLLM on promotion"
+    served = loaded(vllm)
+    assert "style@2" in served, "loaded into vLLM on promotion"
+    assert "style@1" not in served, "the retired version is unloaded"
     assert ask(client, "style").model == "style@2"
     httpx.post(f"{url}/v1/adapters/style/rollback").raise_for_status()
+    assert "style@1" in loaded(vllm), "loaded again on rollback"
     assert ask(client, "style").model == "style@1"
-    assert "style@2" not in loaded(vllm), "a version no longer served is unloaded"
 
 
 def test_vllm_stopping_mid_answer_is_a_clean_error_and_the_server_recovers(
-    client: openai.OpenAI, url: str, vllm: VllmServer
+    client: openai.OpenAI, url: str, vllm: VllmProcess
 ) -> None:
     stream = ask(client, "style", stream=True, max_tokens=400)
     first = next(iter(stream))
