@@ -58,19 +58,21 @@ def run() -> list[Figure]:
         bot = Bot.open(bot.root)
         sync_index(bot, embedder_for_bot(bot))
         publish_inert_adapters(bot)
-        questions = [
+        golden = [
             json.loads(line)["question"]
             for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
             if line.strip()
         ]
+        prompts = _prompts(bot, golden)
+        questions = list(prompts)  # those the model answers (the others are handed over)
         base = bot.config.models.base
         with hybrid_serve(bot) as url:
             local = _arm("hybrid engine", _chat(url), questions, base)
         vllm = VllmProcess(bot, VLLM_PYTHON, Path(scratch) / "vllm.log")
         vllm.start()
         try:
-            prompts = _prompts(bot, questions)
-            direct = _arm("vLLM", _completions(vllm.url, prompts), questions, base)
+            asked = _completions(vllm.url, prompts, bot.config.generation.repetition_penalty)
+            direct = _arm("vLLM", asked, questions, base)
             write_setting(bot.config_file, "models", "generator", "vllm")
             with hybrid_serve(Bot.open(bot.root)) as url:
                 composed = _arm("hybrid on vLLM", _chat(url), questions, base)
@@ -87,15 +89,22 @@ def run() -> list[Figure]:
             )
         )
     overhead = 1 - direct.latency / composed.latency
-    figures.append(
+    figures += [
         Figure(
             "hybrid's share of latency on vLLM",
             round(100 * overhead, 1),
             "%",
             f"mean latency at concurrency 1: {composed.latency * 1000:.0f} ms through hybrid, "
-            f"{direct.latency * 1000:.0f} ms asking vLLM directly; target < 5",
-        )
-    )
+            f"{direct.latency * 1000:.0f} ms asking vLLM directly "
+            f"({composed.tokens:.0f} and {direct.tokens:.0f} tokens per answer); target < 5",
+        ),
+        Figure(
+            "added before the first token on vLLM",
+            round((composed.first_token - direct.first_token) * 1000),
+            "ms",
+            "median time to first token at concurrency 1, through hybrid minus directly",
+        ),
+    ]
     return figures
 
 
@@ -103,7 +112,8 @@ class _Arm:
     def __init__(self) -> None:
         self.figures: list[Figure] = []
         self.rates: dict[int, float] = {}
-        self.latency = 0.0  # mean seconds per request at concurrency 1
+        # At concurrency 1: mean seconds and tokens per request, median first token.
+        self.latency = self.tokens = self.first_token = 0.0
 
 
 def _arm(
@@ -121,9 +131,11 @@ def _arm(
         )
         arm.rates[concurrency] = tokens / WINDOW_SECONDS
         counted = [r for r in results if r["in_window"]]
+        first = sorted(r["first_token"] for r in counted)
         if concurrency == 1:
             arm.latency = statistics.mean(r["seconds"] for r in counted)
-        first = sorted(r["first_token"] for r in counted)
+            arm.tokens = statistics.mean(r["tokens"] for r in counted)
+            arm.first_token = statistics.median(first)
         arm.figures += [
             Figure(
                 f"{label}: tokens/s at concurrency {concurrency}",
@@ -155,19 +167,21 @@ def _chat(url: str) -> Callable[[str, str, float], dict]:
 
 
 def _prompts(bot: Bot, questions: list[str]) -> dict[str, list[int]]:
-    """The token ids hybrid sends for each question: its prompt, sources included."""
+    """The token ids hybrid sends for each question the model answers: its prompt,
+    sources included (a question handed over without the model has none)."""
     parts = compose(with_settings(bot, "models", generator="vllm"), retrieval=True)
     try:
-        return {
-            question: list(parts.assistant.prepare(question).token_ids or [])
-            for question in questions
-        }
+        prompts = {question: parts.assistant.prepare(question) for question in questions}
     finally:
         parts.generator.close()
+    return {q: list(p.token_ids) for q, p in prompts.items() if p.token_ids and not p.handover}
 
 
-def _completions(url: str, prompts: dict[str, list[int]]) -> Callable[[str, str, float], dict]:
-    """One streamed request to vLLM's completions endpoint, measured as `ask` measures."""
+def _completions(
+    url: str, prompts: dict[str, list[int]], repetition_penalty: float
+) -> Callable[[str, str, float], dict]:
+    """One streamed request to vLLM's completions endpoint, measured as `ask` measures,
+    with the sampling settings hybrid sends (so a seeded answer is the same tokens)."""
     client = httpx.Client(base_url=url, timeout=600)
 
     def ask_vllm(question: str, model: str, temperature: float) -> dict:
@@ -178,6 +192,8 @@ def _completions(url: str, prompts: dict[str, list[int]]) -> Callable[[str, str,
             "prompt": prompts[question],
             "max_tokens": ANSWER_TOKENS,
             "temperature": temperature,
+            "top_p": 1.0,
+            "repetition_penalty": repetition_penalty,
             "seed": 7,
             "stream": True,
             "stream_options": {"include_usage": True},
