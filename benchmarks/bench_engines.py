@@ -28,6 +28,7 @@ from benchmarks.bench_server import (
     ADAPTERS,
     ANSWER_TOKENS,
     ask,
+    golden_questions,
     mixed_adapters,
     percentile,
     publish_inert_adapters,
@@ -58,12 +59,7 @@ def run() -> list[Figure]:
         bot = Bot.open(bot.root)
         sync_index(bot, embedder_for_bot(bot))
         publish_inert_adapters(bot)
-        golden = [
-            json.loads(line)["question"]
-            for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        prompts = _prompts(bot, golden)
+        prompts = _prompts(bot, golden_questions(bot))
         questions = list(prompts)  # those the model answers (the others are handed over)
         base = bot.config.models.base
         with hybrid_serve(bot) as url:

@@ -41,13 +41,16 @@ def run() -> list[Figure]:
         bot = init_bot(Path(scratch) / "bot")
         sync_index(bot, embedder_for_bot(bot))
         publish_inert_adapters(bot)
-        questions = [
-            json.loads(line)["question"]
-            for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
         with hybrid_serve(bot) as url:
-            return _measure(url, questions, bot.config.models.base)
+            return _measure(url, golden_questions(bot), bot.config.models.base)
+
+
+def golden_questions(bot: Bot) -> list[str]:
+    return [
+        json.loads(line)["question"]
+        for line in (bot.data_dir / "golden.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
 
 
 def _measure(url: str, questions: list[str], base: str) -> list[Figure]:
