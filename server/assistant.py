@@ -145,8 +145,10 @@ class Assistant:
             return tokenized[key]
 
         def fits(kept_sources: int, first_turn: int) -> bool:
-            ids = token_ids(kept_sources, first_turn)
-            return self.budget is None or len(ids or ()) + room <= self.budget.context_window
+            if self.budget is None:
+                return True
+            ids = token_ids(kept_sources, first_turn) or []
+            return len(ids) + room <= self.budget.context_window
 
         # The lowest-ranked sources go first, then the oldest turns; never the question.
         # Each search tries O(log n) prompts, not one per dropped source or turn.

@@ -10,12 +10,13 @@ constraint, so its answers are checked after the fact (Answer.ungrounded_figures
 
 Each request's answer is read by a thread of its own into a TokenStream, so callers read
 it exactly as they read the local engine's. vLLM unreachable, or stopping mid-answer, is
-an UnavailableError (503 with Retry-After); `problem()` says why for /healthz.
+an UnavailableError (503 with Retry-After); `check()` says why for /healthz.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from server.engine_tokens import EngineTokens
 from server.streams import TokenStream
 from training import AdapterRecord
 
+log = logging.getLogger("hybrid.server")
 RETRY_AFTER = 5  # seconds a client is told to wait while vLLM is unreachable
 SERVED = ("active", "candidate")  # the versions kept loaded in vLLM
 
@@ -61,20 +63,16 @@ class VllmGenerator:
         )
         self._lock = threading.Lock()  # loading and unloading adapters
         self._loaded: set[str] | None = None  # adapter names vLLM serves, once asked
-        self._context_window: int | None = None
-        self._problem: str | None = None
+        self._context_window: int | None = None  # vLLM's --max-model-len, once asked
 
     # -- TokenBudget ---------------------------------------------------------------------
 
     @property
     def context_window(self) -> int:
-        """vLLM's --max-model-len (asked once; until vLLM answers, the tokenizer's)."""
+        """vLLM's --max-model-len (known from the first reconcile; the tokenizer's until
+        then, as it costs no request to vLLM)."""
         if self._context_window is None:
-            try:
-                self._reconcile()
-            except UnavailableError:
-                return int(self._tokens.tokenizer.model_max_length or 2048)
-        assert self._context_window is not None
+            return int(self._tokens.tokenizer.model_max_length or 2048)
         return self._context_window
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
@@ -84,6 +82,8 @@ class VllmGenerator:
 
     def stream(self, request: GenerationRequest) -> TokenStream:
         record = resolve_adapter(self._lookup, request.adapter)
+        if self._context_window is None:  # vLLM was down when the server started
+            self.reconcile()
         if record is not None:
             self._load(record)
         prompt_ids, room = self._tokens.fitted_prompt(request, self.context_window)
@@ -122,14 +122,15 @@ class VllmGenerator:
         try:
             self._client.get("/health", timeout=self.settings.connect_timeout).raise_for_status()
         except httpx.HTTPError as exc:
-            self._down(exc)
-        else:
-            self._problem = None
-        return self._problem
+            self._loaded = None  # when it is back, it may be a new process (see _down)
+            return f"vLLM at {self.settings.url} is unreachable: {exc}"
+        return None
 
     def reconcile(self) -> None:
-        """Make vLLM's adapters the registry's active and candidate versions (at start)."""
-        self._reconcile()
+        """Make vLLM's adapters the registry's active and candidate versions, and learn
+        its context window (at start, after a promotion or a rollback)."""
+        with self._lock:
+            self._reconcile_locked()
 
     def close(self) -> None:
         self._client.close()
@@ -151,7 +152,6 @@ class VllmGenerator:
                 raise self._down(f"vLLM answered {response.status_code}: {detail}")
             # A request vLLM refuses that hybrid let through is hybrid's fault (5xx).
             raise HybridError(f"vLLM refused the request ({response.status_code}): {detail}")
-        self._problem = None
         return response
 
     def _read(
@@ -204,20 +204,13 @@ class VllmGenerator:
 
     def _load(self, record: AdapterRecord) -> None:
         """Have vLLM serve `record` under its name@version (once)."""
-        name = str(record.ref)
         with self._lock:
             if self._loaded is None:
                 self._reconcile_locked()
             assert self._loaded is not None
-            if name in self._loaded:
-                return
-            self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(record.path)})
-            self._loaded.add(name)
-            self._unload_unlisted()
-
-    def _reconcile(self) -> None:
-        with self._lock:
-            self._reconcile_locked()
+            if str(record.ref) not in self._loaded:
+                self._load_locked(record)
+                self._unload_unlisted(self._listed())
 
     def _reconcile_locked(self) -> None:
         try:
@@ -226,7 +219,6 @@ class VllmGenerator:
             models = reply.json()["data"]
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise self._down(exc) from None
-        self._problem = None
         base = [m for m in models if m["id"] == self.base_model]
         if not base:
             served = ", ".join(m["id"] for m in models)
@@ -237,18 +229,21 @@ class VllmGenerator:
             )
         self._context_window = int(base[0].get("max_model_len") or 2048)
         self._loaded = {m["id"] for m in models if m["id"] != self.base_model}
-        self._unload_unlisted()
-        for record in self._listed():
+        listed = self._listed()
+        self._unload_unlisted(listed)
+        for record in listed:
             if record.status in SERVED and str(record.ref) not in self._loaded:
-                self._post(
-                    "/v1/load_lora_adapter",
-                    {"lora_name": str(record.ref), "lora_path": str(record.path)},
-                )
-                self._loaded.add(str(record.ref))
+                self._load_locked(record)
 
-    def _unload_unlisted(self) -> None:
+    def _load_locked(self, record: AdapterRecord) -> None:
         assert self._loaded is not None
-        keep = {str(record.ref) for record in self._listed() if record.status in SERVED}
+        name = str(record.ref)
+        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(record.path)})
+        self._loaded.add(name)
+
+    def _unload_unlisted(self, listed: list[AdapterRecord]) -> None:
+        assert self._loaded is not None
+        keep = {str(record.ref) for record in listed if record.status in SERVED}
         for name in sorted(self._loaded - keep):
             self._post("/v1/unload_lora_adapter", {"lora_name": name})
             self._loaded.discard(name)
@@ -270,7 +265,7 @@ class VllmGenerator:
         only its preloaded adapters: what it serves is asked again then."""
         self._loaded = None
         where = f" {during}" if during else ""
-        self._problem = f"vLLM at {self.settings.url} is unreachable{where}: {cause}"
+        log.warning("vLLM at %s is unreachable%s: %s", self.settings.url, where, cause)
         return UnavailableError(
             f"the generator (vLLM) is unreachable{where}",
             hint="retry shortly; /healthz says when it is back",
