@@ -70,6 +70,21 @@ def micro_batches(
     return result
 
 
+def process_micro_batches(
+    batch: Sequence[TokenizedExample], max_tokens: int, rank: int, count: int
+) -> list[list[TokenizedExample]]:
+    """Process `rank`'s micro-batches of one optimizer step that `count` processes share:
+    every count-th example of the length-sorted batch (so the shares cost about the same),
+    split as micro_batches does, then padded with empty micro-batches to as many as the
+    busiest process has. Every process then makes the same number of forward and backward
+    calls, which a distributed wrapper may turn into collective ones."""
+    ordered = sorted(batch, key=lambda example: len(example.input_ids))
+    splits = [micro_batches(ordered[share::count], max_tokens) for share in range(count)]
+    calls = max(len(split) for split in splits)
+    mine = splits[rank]
+    return mine + [[] for _ in range(calls - len(mine))]
+
+
 def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded tensors; padding is masked out of attention and of the loss."""
     import torch

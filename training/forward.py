@@ -89,3 +89,25 @@ def token_losses(
     loss = torch.nn.functional.cross_entropy(logits.float(), labels[wanted], reduction="sum")
     positions = prefix + sum(len(example.input_ids) for example in rest)
     return MicroBatchLoss(loss, int(wanted.sum()), positions)
+
+
+def loss_module(
+    model: Any,
+    pad_id: int,
+    autocast: Callable[[], AbstractContextManager[Any]],
+    *,
+    share_prefix: bool = True,
+) -> Any:
+    """`model` (a peft model) inside a module whose forward is `token_losses` over a list of
+    examples: the call a distributed wrapper has to see to synchronise the gradients."""
+    import torch
+
+    class LossModule(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, examples: Sequence[TokenizedExample]) -> MicroBatchLoss:
+            return token_losses(self.model, examples, pad_id, autocast, share_prefix=share_prefix)
+
+    return LossModule()

@@ -4,6 +4,10 @@ Reads top to bottom: check and tokenize the data -> load the base model and wrap
 LoRA -> one loop over length-grouped batches (bf16 autocast where native, loss on the
 answers only, normalised per trained token across micro-batches), an eval loss after
 every epoch, early stopping, checkpoints -> publish the best adapter to the registry.
+
+Under `accelerate launch` the same loop runs in every process: each takes its share of
+every batch, gradients are averaged by DDP, losses summed over processes, and only the
+main process writes checkpoints and publishes (training/processes.py).
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
 from hybrid.models import MODEL_LOADING
 from hybrid.protocols import Retriever
 from training.base_model import BaseModel, load_base_model
-from training.batching import epoch_batches, epochs_for, micro_batches
+from training.batching import epoch_batches, epochs_for, process_micro_batches
 from training.checkpoints import RunFolder
 from training.datasets import Example, with_system_prompt
-from training.forward import token_losses
+from training.forward import loss_module
 from training.lint import lint_for_training
 from training.loss_curve import plot_loss_curve
+from training.processes import Processes, current_processes
 from training.registry import AdapterRecord, AdapterRegistry
 from training.rendering import TokenizedExample, tokenize_example
 from training.retrieval_data import with_retrieval
@@ -109,6 +114,9 @@ def train_adapter(
     autocast = _autocast(settings, placement)
     # Gradient checkpointing recomputes layers, which would append to the prefix's KV cache.
     share_prefix = not settings.gradient_checkpointing
+    processes = current_processes(cpu=placement.device == "cpu")  # before any GPU memory
+    if not processes.is_main:
+        progress = None
 
     # -- data ---------------------------------------------------------------------------
     base = load_base_model(
@@ -134,6 +142,11 @@ def train_adapter(
     if autocast is not nullcontext and not request.qlora:
         _store_frozen_linears_in_bf16(base.model)
     model = _with_lora(base, settings, request.qlora)
+    if processes.rank:  # its own dropout masks; the main process keeps a 1-process run's
+        torch.manual_seed(settings.seed + processes.rank)
+    forward = processes.wrap(
+        loss_module(model, base.tokenizer.pad_token_id, autocast, share_prefix=share_prefix)
+    )
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay
@@ -154,32 +167,32 @@ def train_adapter(
         _load_trainable(model, state["weights"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        # A run resumed on another number of processes sees the same batches in the
+        # same order; only its dropout masks differ from the interrupted run's.
+        rngs = state["torch_rng"]
+        torch.set_rng_state(rngs[processes.rank % len(rngs)])
         history = state["history"]
         step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
         best, stale_epochs = state["best"], state["stale_epochs"]
     else:
-        run.start(identity)
+        processes.on_main(lambda: run.start(identity))
 
     def checkpoint() -> None:
-        run.save(
-            step,
-            {
-                "weights": _trainable_state(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "step": step,
-                "epoch": epoch,
-                "batch_index": batch_index,
-                "best": best,
-                "stale_epochs": stale_epochs,
-            },
-        )
+        state = {
+            "weights": _trainable_state(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": processes.gather(torch.get_rng_state()),  # one per process
+            "history": history,
+            "step": step,
+            "epoch": epoch,
+            "batch_index": batch_index,
+            "best": best,
+            "stale_epochs": stale_epochs,
+        }
+        processes.on_main(lambda: run.save(step, state))
 
     # -- the loop -----------------------------------------------------------------------
-    pad_id = base.tokenizer.pad_token_id
     patience = settings.early_stopping_patience
 
     def stopped_early() -> bool:
@@ -190,7 +203,7 @@ def train_adapter(
         while batch_index < len(batches) and step < total_steps:
             started = time.perf_counter()
             batch = [train_set[i] for i in batches[batch_index]]
-            loss, positions = _train_step(model, batch, settings, pad_id, autocast, share_prefix)
+            loss, positions = _train_step(forward, processes, batch, settings)
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             scheduler.step()
@@ -209,7 +222,7 @@ def train_adapter(
             epoch, batch_index = epoch + 1, 0
             eval_loss = None
             if eval_set:
-                eval_loss = _eval_loss(model, eval_set, settings, pad_id, autocast, share_prefix)
+                eval_loss = _eval_loss(forward, processes, eval_set, settings)
                 history.eval_loss.append((step, eval_loss))
                 if best is None or eval_loss < best[0]:
                     best, stale_epochs = (eval_loss, _trainable_state(model)), 0
@@ -225,7 +238,7 @@ def train_adapter(
     if best is not None:
         _load_trainable(model, best[1])  # the epoch with the lowest eval loss
     manifest = adapter_manifest(
-        bot, base, request, identity, history, step, epochs, stopped_early()
+        bot, base, request, identity, history, step, epochs, stopped_early(), processes.count
     )
 
     def write(folder: Path) -> dict[str, Any]:
@@ -233,9 +246,13 @@ def train_adapter(
         plot_loss_curve(history.train_loss, history.eval_loss, folder / "loss_curve.png")
         return manifest
 
-    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
-        record = registry.publish(request.name, write)
-    run.finish()
+    def publish() -> AdapterRecord:
+        with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+            record = registry.publish(request.name, write)
+        run.finish()
+        return record
+
+    record = processes.on_main(publish)
     return TrainResult(record, step, epoch, history, stopped_early())
 
 
@@ -394,33 +411,48 @@ def _target_modules(model, setting: str | list[str]) -> list[str]:
 
 
 def _train_step(
-    model, batch, settings: TrainingSettings, pad_id: int, autocast, share_prefix: bool
+    forward, processes: Processes, batch: list[TokenizedExample], settings: TrainingSettings
 ) -> tuple[float, int]:
-    """Forward and backward over one optimizer step's micro-batches; the loss is the mean
-    over the step's trained tokens, whichever micro-batch they fell in. Returns it with
-    the positions computed."""
-    model.train()
+    """Forward and backward over this process's micro-batches of one optimizer step. The
+    loss is the mean over the whole step's trained tokens, whichever micro-batch and
+    process they fell in; DDP averages the processes' gradients, hence the factor of the
+    process count. Returns the step's loss and the positions all processes computed."""
+    forward.train()
     trained = sum(example.trained_tokens for example in batch)
+    scale = processes.count / trained
+    micros = process_micro_batches(
+        batch, settings.max_batch_tokens, processes.rank, processes.count
+    )
     total, positions = 0.0, 0
-    for micro in micro_batches(batch, settings.max_batch_tokens):
-        result = token_losses(model, micro, pad_id, autocast, share_prefix=share_prefix)
-        (result.loss / trained).backward()
-        total += float(result.loss.detach())
-        positions += result.positions
-    return total / trained, positions
+    for index, micro in enumerate(micros):
+        synced = index == len(micros) - 1  # gradients are exchanged once per step
+        with nullcontext() if synced else processes.no_sync(forward):
+            # A process with fewer micro-batches still makes the call, contributing zero.
+            result = forward(micro or batch[:1])
+            (result.loss * (scale if micro else 0.0)).backward()
+        if micro:
+            total += float(result.loss.detach())
+            positions += result.positions
+    total, positions = processes.sum([total, positions])
+    return total / trained, int(positions)
 
 
 def _eval_loss(
-    model, examples, settings: TrainingSettings, pad_id: int, autocast, share_prefix: bool
+    forward, processes: Processes, examples: list[TokenizedExample], settings: TrainingSettings
 ) -> float:
     import torch
 
-    model.eval()
+    forward.eval()
     total, count = 0.0, 0
+    micros = process_micro_batches(
+        examples, settings.max_batch_tokens, processes.rank, processes.count
+    )
     with torch.no_grad():
-        for micro in micro_batches(examples, settings.max_batch_tokens):
-            result = token_losses(model, micro, pad_id, autocast, share_prefix=share_prefix)
-            total, count = total + float(result.loss), count + result.trained_tokens
+        for micro in micros:
+            if micro:
+                result = forward(micro)
+                total, count = total + float(result.loss), count + result.trained_tokens
+    total, count = processes.sum([total, count])
     return total / count
 
 

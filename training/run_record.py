@@ -48,6 +48,7 @@ def adapter_manifest(
     steps: int,
     epochs: int,
     stopped_early: bool,
+    processes: int,
 ) -> dict[str, Any]:
     weights = sorted(Path(base.path).glob("*.safetensors")) if Path(base.path).is_dir() else []
     return {
@@ -78,6 +79,7 @@ def adapter_manifest(
             "trained_tokens": history.trained_tokens,
             "positions": history.positions,
             "tokens_per_second": round(history.tokens_per_second, 1),
+            "processes": processes,
         },
         "versions": {name: package_version(name) for name in ("torch", "transformers", "peft")},
     }

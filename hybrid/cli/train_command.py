@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument, TyperOption
 
 from hybrid.bot import Bot
 from hybrid.cli.context import current_bot
@@ -53,11 +56,32 @@ def train(
         int | None, typer.Option(help="Examples per optimizer step (training.batch_size).")
     ] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank (training.lora_r).")] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Train in this many processes under Accelerate (DDP; gloo on CPUs, NCCL on "
+            "GPUs), each on its share of every batch.",
+        ),
+    ] = 1,
+    accelerate_config: Annotated[
+        Path | None,
+        typer.Option(help="An `accelerate config` file for the launch (with --processes)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Train a LoRA style adapter on FILE and add it to the registry as a candidate
     (promote it with `hybrid adapters promote NAME`). Options named after a [training]
-    setting override hybrid.toml for this run; the manifest records what was used."""
+    setting override hybrid.toml for this run; the manifest records what was used.
+    Run under `accelerate launch -m hybrid train ...`, it trains in the launched processes."""
+    from training.processes import is_main_process, launched_processes
+
+    if processes > 1 and launched_processes() == 1:
+        arguments = _command_line(ctx, leave_out={"processes", "accelerate_config"})
+        command = _accelerate_launch(processes, accelerate_config, ["train", *arguments])
+        raise typer.Exit(subprocess.run(command).returncode)
+    main_process = is_main_process()
+    stderr.quiet = not main_process  # the main process alone reports
     bot = current_bot(ctx)
     config = with_training(
         bot.config, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, lora_r=lora_r
@@ -100,6 +124,8 @@ def train(
             )
 
         result = train_adapter(bot, request, progress)
+    if not main_process:
+        return
     record = result.adapter
     metrics = record.manifest["metrics"]
     if as_json:
@@ -116,3 +142,37 @@ def train(
     typer.echo(losses)
     typer.echo(f"  {result.tokens_per_second:.0f} tokens/s · {record.path}")
     typer.echo(f"  promote it with: hybrid adapters promote {record.name} {record.version}")
+
+
+def _accelerate_launch(processes: int, config: Path | None, arguments: list[str]) -> list[str]:
+    """`accelerate launch` running `hybrid ARGUMENTS` in `processes` processes."""
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+    launch += ["--main_process_port", "0"]  # a free port: several runs may share a machine
+    if config is not None:
+        launch += ["--config_file", str(config)]
+    else:
+        # torchrun's launcher, on CPUs too (Accelerate's --cpu launcher needs MPI for more
+        # than one process); hybrid asks Accelerate for gloo when training on a CPU.
+        launch += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no"]
+        launch += ["--dynamo_backend", "no"]
+    return [*launch, "-m", "hybrid", *arguments]
+
+
+def _command_line(ctx: typer.Context, leave_out: set[str]) -> list[str]:
+    """Arguments that parse back to this command's parameters (relative paths stay
+    relative: the launched processes start in this process's folder)."""
+    arguments: list[str] = []
+    for parameter in ctx.command.params:
+        value = ctx.params.get(parameter.name or "")
+        if parameter.name in leave_out or value is None:
+            continue
+        if isinstance(parameter, TyperArgument):
+            arguments.append(str(value))
+        elif isinstance(parameter, TyperOption) and parameter.is_flag:
+            if parameter.secondary_opts:
+                arguments.append(parameter.opts[0] if value else parameter.secondary_opts[0])
+            elif value:
+                arguments.append(parameter.opts[0])
+        else:
+            arguments += [parameter.opts[0], str(value)]
+    return arguments

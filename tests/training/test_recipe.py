@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import make_bot
+from support import adapter_weights, tiny_bot
 
-from hybrid import Bot, HybridError
+from hybrid import HybridError
 from hybrid.hardware import Placement
 from training import (
     AdapterRegistry,
@@ -24,23 +24,6 @@ from training import (
 )
 
 KILL_TRAIN = Path(__file__).with_name("kill_train.py")
-SAMPLE = Path(__file__).resolve().parents[2] / "hybrid/templates/support/data/train.jsonl"
-
-
-def tiny_bot(folder: Path, tiny_model_dir: Path, examples: int = 40, **settings) -> Bot:
-    """The sample bot on the tiny model, training on the first `examples` sample
-    conversations (5 steps per epoch at batch 8, 4 held out for the eval loss)."""
-    settings = {"epochs": 2, "learning_rate": 0.005, "checkpoint_steps": 2, **settings}
-    bot = make_bot(folder, base=str(tiny_model_dir), **settings)
-    lines = SAMPLE.read_text().splitlines()[:examples]
-    (bot.data_dir / "small.jsonl").write_text("\n".join(lines) + "\n")
-    return bot
-
-
-def adapter_weights(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(path / "adapter_model.safetensors")
 
 
 def test_training_publishes_a_standard_peft_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
