@@ -61,15 +61,25 @@ class ModelSettings(_Section):
     generator: Literal["local", "vllm"] = "local"
 
 
+VllmAddress = Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+
+
 class VllmSettings(_Section):
     """A vLLM server that generates for hybrid (`[models] generator = "vllm"`)."""
 
-    # Its OpenAI-compatible address, without /v1.
-    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] = "http://127.0.0.1:8001"
+    # Its OpenAI-compatible address, without /v1; or a list of the addresses of several
+    # replicas serving the same base model (each request goes to the least busy one).
+    url: VllmAddress | Annotated[list[VllmAddress], msgspec.Meta(min_length=1)] = (
+        "http://127.0.0.1:8001"
+    )
     # The environment variable holding its API key (vLLM's --api-key; none sent if empty).
     api_key_env: str = ""
     # Seconds to wait for it to accept a connection before answering 503.
     connect_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url] if isinstance(self.url, str) else list(self.url)
 
 
 class GenerationSettings(_Section):

@@ -28,7 +28,7 @@ from server.job_runner import JobRunner
 from server.jobs import JobStore
 from server.metrics import Metrics
 from server.request_guard import is_loopback
-from server.vllm_generator import VllmGenerator
+from server.vllm_generator import Reachability, VllmGenerator
 from training import AdapterRecord, AdapterRegistry
 
 T = TypeVar("T")
@@ -76,11 +76,11 @@ class ServerState:
             raise NotReadyError(f"the server is {self.status}{detail}")
         return self.assistant
 
-    def generator_problem(self) -> str | None:
-        """Why the generator cannot answer now (vLLM unreachable), or None."""
+    def generator_reachability(self) -> Reachability:
+        """Whether the generator answers now (vLLM's replicas may not)."""
         if isinstance(self.generator, VllmGenerator):
             return self.generator.check()
-        return None
+        return Reachability(answering=True)
 
     def registry(self) -> AdapterRegistry:
         return self._per_thread(

@@ -42,10 +42,11 @@ class VllmCommand:
         return f"{' '.join(settings)} {shlex.join([python, *self.argv])}"
 
 
-def vllm_command(bot: Bot) -> VllmCommand:
-    """How to start vLLM for `bot`, at the address [vllm] url names."""
+def vllm_command(bot: Bot, url: str | None = None) -> VllmCommand:
+    """How to start vLLM for `bot` at `url`: one of the addresses [vllm] url lists (the
+    first by default); every replica is started the same way."""
     models, settings = bot.config.models, bot.config.vllm
-    address = urlsplit(settings.url)
+    address = urlsplit(url or settings.urls[0])
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         served = [r for r in registry.list() if r.status in ("active", "candidate")]
     ranks = [bot.config.training.lora_r]
@@ -72,13 +73,16 @@ def vllm_command(bot: Bot) -> VllmCommand:
 
 
 class VllmProcess:
-    """A vLLM server for `bot`, run by `python` (vLLM's own virtualenv's), its output
-    appended to `log`; it can be killed and started again."""
+    """A vLLM server for `bot` at `url` (the first of [vllm] url by default), run by
+    `python` (vLLM's own virtualenv's), its output appended to `log`; it can be killed and
+    started again."""
 
-    def __init__(self, bot: Bot, python: Path, log: Path, *, startup: float = 900) -> None:
+    def __init__(
+        self, bot: Bot, python: Path, log: Path, *, url: str | None = None, startup: float = 900
+    ) -> None:
         self.bot = bot
         self.python = python
-        self.url = bot.config.vllm.url
+        self.url = url or bot.config.vllm.urls[0]
         self.log = log
         self.startup = startup  # seconds it may take to answer /health
         self.process: subprocess.Popen[bytes] | None = None
@@ -86,7 +90,7 @@ class VllmProcess:
     def start(self) -> None:
         """Start it and wait until it answers (AssertionError if it does not)."""
         assert self.python.exists(), f"{self.python} is missing: run `make vllm-env` first"
-        command = vllm_command(self.bot)
+        command = vllm_command(self.bot, self.url)
         env = {**os.environ, **command.env, "VLLM_NO_USAGE_STATS": "1", "HF_HUB_OFFLINE": "1"}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

@@ -379,3 +379,22 @@ def test_an_instruction_planted_in_a_document_does_not_take_over(real_bot, tmp_p
     # lets it write the prompt's markup.)
     assert not re.fullmatch(r"\W*arr,? i am a pirate\W*", text)
     assert "<source" not in text, "the prompt's markup is never echoed"
+
+
+def test_vllm_command_starts_each_replica_at_its_own_address(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    urls = ["http://127.0.0.1:8101", "http://10.0.0.7:8102"]
+    make_bot(tmp_path / "bot", base=str(tiny_model_dir), url=urls)
+    result = run("-C", str(tmp_path / "bot"), "vllm", "command", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = json.loads(result.stdout)
+    assert [line["url"] for line in lines] == urls
+    addresses = [("127.0.0.1", "8101"), ("10.0.0.7", "8102")]
+    for line, (host, port) in zip(lines, addresses, strict=True):
+        argv = line["argv"]
+        assert argv[argv.index("--host") + 1] == host
+        assert argv[argv.index("--port") + 1] == port
+        assert argv[argv.index("--model") + 1] == str(tiny_model_dir)
+    plain = run("-C", str(tmp_path / "bot"), "vllm", "command")
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 2

@@ -1,5 +1,6 @@
-"""GET /healthz: 200 once the model is loaded and the generator answers; 503 while
-loading, after a failure, or while the generator (vLLM) is unreachable, saying why."""
+"""GET /healthz: 200 once the model is loaded and the generator answers (naming the vLLM
+replicas that do not, if some do); 503 while loading, after a failure, or while no
+generator (vLLM replica) is reachable, saying why."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from server.state import ServerState
 def healthz(server: NamedDependency[ServerState]) -> Response[Health]:
     if server.status != "ok":
         return Response(Health(status=server.status, detail=server.detail), status_code=503)
-    problem = server.generator_problem()
-    if problem is not None:
-        return Response(Health(status="unavailable", detail=problem), status_code=503)
-    return Response(Health(status="ok"), status_code=200)
+    reachability = server.generator_reachability()
+    if not reachability.answering:
+        detail = reachability.detail
+        return Response(Health(status="unavailable", detail=detail), status_code=503)
+    return Response(Health(status="ok", detail=reachability.detail), status_code=200)
 
 
 ROUTES = [healthz]

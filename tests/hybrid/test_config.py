@@ -142,3 +142,13 @@ def test_a_setting_is_written_in_place_keeping_comments_and_checked(tmp_path: Pa
     with pytest.raises(ConfigError, match="handover_below"):
         write_setting(path, "retrieval", "handover_below", 3)
     assert load_config(path).retrieval.handover_below == 0.25, "a bad value is not written"
+
+
+def test_vllm_url_is_one_address_or_a_list_of_replicas(tmp_path: Path) -> None:
+    one = load_config(write(tmp_path, '[vllm]\nurl = "http://10.0.0.5:8001"\n'))
+    assert one.vllm.urls == ["http://10.0.0.5:8001"]
+    text = '[vllm]\nurl = ["http://a:8001", "http://b:8001"]\n'
+    assert load_config(write(tmp_path, text)).vllm.urls == ["http://a:8001", "http://b:8001"]
+    for bad in ("[]", '["http://a:8001", "b:8001"]'):
+        with pytest.raises(ConfigError, match=r"vllm\.url"):
+            load_config(write(tmp_path, f"[vllm]\nurl = {bad}\n"))
