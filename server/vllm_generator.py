@@ -284,7 +284,7 @@ class _Replica:
         try:
             self._client.get("/health", timeout=self._connect_timeout).raise_for_status()
         except httpx.HTTPError as exc:
-            self._loaded, self.reachable = None, False  # when back, maybe a new process
+            self._lost()
             return f"vLLM at {self.url} is unreachable: {exc}"
         self.reachable = True
         return None
@@ -332,7 +332,7 @@ class _Replica:
     def down(self, cause: object, *, during: str = "") -> UnavailableError:
         """The error for it unreachable. When it is back it may be a new process, with
         only its preloaded adapters: what it serves is asked again then."""
-        self._loaded, self.reachable = None, False
+        self._lost()
         where = f" {during}" if during else ""
         log.warning("vLLM at %s is unreachable%s: %s", self.url, where, cause)
         return UnavailableError(
@@ -340,6 +340,10 @@ class _Replica:
             hint="retry shortly; /healthz says when it is back",
             retry_after=RETRY_AFTER,
         )
+
+    def _lost(self) -> None:
+        """Unreachable; when back it may be a new process, serving other adapters."""
+        self._loaded, self.reachable = None, False
 
     def _reconcile_locked(self, listed: list[AdapterRecord]) -> None:
         try:
