@@ -37,6 +37,10 @@ class Retriever(Protocol):
         """How closely the best chunk matches `query` (for a hand-over threshold)."""
         ...
 
+    def version(self) -> int | None:
+        """The index version searches read now (logged with each answer)."""
+        ...
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

@@ -16,6 +16,7 @@ from indexes.loaders import LoadProblem, load_documents
 from indexes.maintenance import (
     CheckReport,
     check_index,
+    index_changes,
     index_status,
     index_versions,
     published_chunk_ids,
@@ -37,6 +38,7 @@ __all__ = [
     "calibrate_handover",
     "check_index",
     "embedder_for_bot",
+    "index_changes",
     "index_status",
     "index_versions",
     "load_documents",

@@ -48,6 +48,8 @@ def index_status(bot: Bot) -> dict[str, Any]:
         "published_at": row.published_at if row else None,
         "cached_embeddings": cached,
         "unfinished": building,
+        # Files the sync that built the published version skipped, with the reason.
+        "problems": (row.summary or {}).get("problems", []) if row else [],
     }
 
 
@@ -64,6 +66,22 @@ def index_versions(bot: Bot) -> list[dict[str, Any]]:
         current = store.published_version()
         rows = store.versions()
     return [{**_version_dict(row), "current": row.version == current} for row in rows]
+
+
+def index_changes(bot: Bot, older: int, newer: int) -> dict[str, list[str]]:
+    """The document ids added, changed (another revision) and removed from version
+    `older` to version `newer`."""
+    with IndexStore(bot.database) as store:
+        for version in (older, newer):
+            if store.version(version) is None:
+                raise NotFoundError(f"index version {version} is not kept", param="version")
+        before, after = store.documents(older), store.documents(newer)
+    both = before.keys() & after.keys()
+    return {
+        "added": sorted(after.keys() - before.keys()),
+        "changed": sorted(i for i in both if after[i].content_hash != before[i].content_hash),
+        "removed": sorted(before.keys() - after.keys()),
+    }
 
 
 def rollback_index(bot: Bot, version: int | None = None) -> int:

@@ -13,8 +13,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.static_files import create_static_files_router
 
 from hybrid.bot import Bot
+from server.console import STATIC, console_router, template_config
 from server.http_errors import EXCEPTION_HANDLERS
 from server.metrics import observe_requests
 from server.openapi import document_errors
@@ -64,7 +66,11 @@ def create_app(bot: Bot, *, host: str = "", state: ServerState | None = None) ->
             *health.ROUTES,
             *metrics.ROUTES,
             *web.ROUTES,
+            console_router(),
+            # The pages' favicon, the console's stylesheet and script: no secrets, no key.
+            create_static_files_router(path="/static", directories=[STATIC]),
         ],
+        template_config=template_config(),
         # Counted first, so that refused requests show in the metrics too.
         middleware=[
             observe_requests(server.metrics),

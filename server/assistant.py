@@ -273,6 +273,7 @@ class Assistant:
                 seconds=time.perf_counter() - started,
                 error=str(error) if error else None,
                 ungrounded_figures=tuple(ungrounded),
+                index_version=self.retriever.version() if self.retriever else None,
             )
         )
 

@@ -9,12 +9,16 @@ created or revoked while the server runs take effect at the next request."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from hybrid.errors import HybridError
 from hybrid.keys import Scope
+
+if TYPE_CHECKING:  # server.state imports this module (through request_guard)
+    from server.state import ServerState
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], None]
 
@@ -29,22 +33,26 @@ class PermissionDeniedError(HybridError):
 
 def require(scope: Scope) -> Guard:
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        server = connection.app.state.server
-        keys = server.keys()
         header = connection.headers.get("authorization", "")
         token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
-        granted = keys.scope_of(token) if token else None
-        if granted is None:
-            if server.loopback_only and not keys.closed():
-                return  # an open bot, reachable from this machine only
-            raise AuthenticationError(
-                "a valid API key is required" if token else "an API key is required",
-                hint="send Authorization: Bearer KEY (create one with `hybrid keys create`)",
-            )
-        if scope == "admin" and granted != "admin":
-            raise PermissionDeniedError("this needs an API key with the admin scope")
+        check_access(connection.app.state.server, token, scope)
 
     return guard
+
+
+def check_access(server: ServerState, token: str, scope: Scope) -> None:
+    """Whether `token` (an API key, or "" for none) may do what needs `scope`."""
+    keys = server.keys()
+    granted = keys.scope_of(token) if token else None
+    if granted is None:
+        if server.loopback_only and not keys.closed():
+            return  # an open bot, reachable from this machine only
+        raise AuthenticationError(
+            "a valid API key is required" if token else "an API key is required",
+            hint="send Authorization: Bearer KEY (create one with `hybrid keys create`)",
+        )
+    if scope == "admin" and granted != "admin":
+        raise PermissionDeniedError("this needs an API key with the admin scope")
 
 
 CHAT = [require("chat")]

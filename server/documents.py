@@ -15,7 +15,7 @@ from hybrid.errors import ConflictError, InvalidInputError, NotFoundError
 from hybrid.protocols import Embedder
 from hybrid.staging import write_file_atomically
 from indexes import SyncSummary, sync_index
-from indexes.loaders import markdown_title
+from indexes.loaders import SUFFIXES, markdown_title
 from indexes.store import DocumentRow, IndexStore
 
 # Control characters other than tab, line feed and carriage return.
@@ -71,9 +71,39 @@ def put_document(bot: Bot, embedder: Embedder, document_id: str, title: str, tex
     file = _editable_file(bot, document_id) or bot.docs_dir / f"{document_id}.md"
     body = _markdown(title, text) if file.suffix == ".md" else text
     _check_text(body, max_bytes=int(bot.config.index.max_file_mb * 2**20))
+    summary = _write_and_sync(bot, embedder, file, body.encode("utf-8"), param="text")
+    return Change(get_document(bot, document_id), summary)
+
+
+def add_document_file(bot: Bot, embedder: Embedder, filename: str, content: bytes) -> SyncSummary:
+    """Put an uploaded file in the docs folder (replacing one of the same name) and sync
+    it; a file the loaders refuse (a corrupt PDF, a binary) is not kept."""
+    name = Path(filename.replace("\\", "/")).name  # never a path: the docs folder's top
+    if not name or name.startswith("."):
+        raise InvalidInputError(f"bad file name {filename!r}", param="file")
+    if Path(name).suffix.lower() not in SUFFIXES:
+        raise InvalidInputError(
+            f"{name}: unsupported file type; supported: {', '.join(SUFFIXES)}", param="file"
+        )
+    limit = int(bot.config.index.max_file_mb * 2**20)
+    if len(content) > limit:
+        raise InvalidInputError(
+            f"{name} is too large ({len(content) / 2**20:.1f} MB; the limit is "
+            f"index.max_file_mb = {bot.config.index.max_file_mb:g})",
+            param="file",
+        )
+    return _write_and_sync(bot, embedder, bot.docs_dir / name, content, param="file")
+
+
+def _write_and_sync(
+    bot: Bot, embedder: Embedder, file: Path, content: bytes, *, param: str
+) -> SyncSummary:
+    """Write `file` and sync just it; if the sync refuses it, the previous file comes
+    back, so the folder and the index never disagree."""
     with _WRITES:
         previous = file.read_bytes() if file.exists() else None
-        write_file_atomically(file, body.encode("utf-8"))
+        file.parent.mkdir(parents=True, exist_ok=True)
+        write_file_atomically(file, content)
         try:
             summary = sync_index(bot, embedder, paths=[file])
         except BaseException:
@@ -83,8 +113,8 @@ def put_document(bot: Bot, embedder: Embedder, document_id: str, title: str, tex
         if refused:
             _restore(file, previous)
             reason = refused[0].reason
-            raise InvalidInputError(f"the document was not stored: {reason}", param="text")
-    return Change(get_document(bot, document_id), summary)
+            raise InvalidInputError(f"{file.name} was not stored: {reason}", param=param)
+    return summary
 
 
 def delete_document(bot: Bot, embedder: Embedder, document_id: str) -> Change:

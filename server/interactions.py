@@ -52,6 +52,13 @@ def _migration_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE interactions ADD COLUMN sources TEXT")
 
 
+def _migration_4(db: sqlite3.Connection) -> None:
+    """For review: the index version the answer's sources came from, and when a reviewer
+    excluded it from training (NULL: not excluded)."""
+    db.execute("ALTER TABLE interactions ADD COLUMN index_version INTEGER")
+    db.execute("ALTER TABLE interactions ADD COLUMN excluded_at REAL")
+
+
 class CompletionNotFoundError(NotFoundError):
     code = "completion_not_found"
 
@@ -70,6 +77,7 @@ class Interaction:
     seconds: float
     error: str | None = None
     ungrounded_figures: tuple[str, ...] = ()
+    index_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class LoggedAnswer:
     error: str | None
     rating: int | None
     correction: str | None
+    excluded: bool = False  # a reviewer kept it out of training
+    index_version: int | None = None
     problem: str | None = None
 
 
@@ -97,7 +107,7 @@ class InteractionLog:
     def __init__(
         self, database: Path, *, redact_pii: bool = False, pii_allowed: Sequence[str] = ()
     ) -> None:
-        migrations = [_migration_1, _migration_2, _migration_3]
+        migrations = [_migration_1, _migration_2, _migration_3, _migration_4]
         self.db = open_database(database, "interactions", migrations)
         self.redact_pii = redact_pii
         self.pii_allowed = tuple(pii_allowed)  # the company's own public contacts
@@ -110,8 +120,8 @@ class InteractionLog:
             self.db.execute(
                 "INSERT INTO interactions (id, created_at, adapter, question, messages, "
                 "chunk_ids, answer, finish_reason, prompt_tokens, completion_tokens, "
-                "latency_ms, error, ungrounded_figures, sources) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "latency_ms, error, ungrounded_figures, sources, index_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     interaction.id,
                     time.time(),
@@ -127,6 +137,7 @@ class InteractionLog:
                     interaction.error,
                     json.dumps(list(interaction.ungrounded_figures)),
                     msgspec.json.encode(interaction.sources).decode(),
+                    interaction.index_version,
                 ],
             )
 
@@ -154,25 +165,41 @@ class InteractionLog:
                     row,
                 )
         except sqlite3.IntegrityError:
-            raise CompletionNotFoundError(
-                f"no answer with id {interaction_id!r} was logged",
-                hint="use the `id` of a chat completion this server returned",
-                param="completion_id",
-            ) from None
+            raise _not_logged(interaction_id) from None
         return int(cursor.lastrowid)
+
+    def exclude(self, interaction_id: str) -> None:
+        """Keep the answer out of every later training export (a reviewer's call)."""
+        with self._lock, self.db:
+            cursor = self.db.execute(
+                "UPDATE interactions SET excluded_at = coalesce(excluded_at, ?) WHERE id = ?",
+                [time.time(), interaction_id],
+            )
+        if cursor.rowcount == 0:
+            raise _not_logged(interaction_id)
+
+    def answer(self, interaction_id: str) -> LoggedAnswer:
+        rows = self._read("WHERE i.id = ?", [interaction_id])
+        if not rows:
+            raise _not_logged(interaction_id)
+        return rows[0]
 
     def answers(self, *, since: float | None = None) -> list[LoggedAnswer]:
         """The logged answers from `since` on (a Unix time), oldest first, each with its
         latest rating and its latest correction."""
+        return self._read("WHERE i.created_at >= ? ORDER BY i.created_at, i.id", [since or 0.0])
+
+    def _read(self, where: str, parameters: list[object]) -> list[LoggedAnswer]:
         rows = self.db.execute(
             "SELECT i.id, i.created_at, i.question, i.messages, i.sources, i.adapter, "
             "i.answer, i.finish_reason, i.error, "
             "(SELECT rating FROM feedback f WHERE f.interaction_id = i.id "
             " ORDER BY f.created_at DESC, f.id DESC LIMIT 1), "
             "(SELECT corrected_answer FROM feedback f WHERE f.interaction_id = i.id "
-            " AND corrected_answer IS NOT NULL ORDER BY f.created_at DESC, f.id DESC LIMIT 1) "
-            "FROM interactions i WHERE i.created_at >= ? ORDER BY i.created_at, i.id",
-            [since or 0.0],
+            " AND corrected_answer IS NOT NULL ORDER BY f.created_at DESC, f.id DESC LIMIT 1), "
+            "i.excluded_at IS NOT NULL, i.index_version "
+            f"FROM interactions i {where}",
+            parameters,
         )
         return [_logged_answer(row) for row in rows]
 
@@ -183,9 +210,17 @@ class InteractionLog:
         return redact(text, self.pii_allowed) if self.redact_pii else text
 
 
+def _not_logged(interaction_id: str) -> CompletionNotFoundError:
+    return CompletionNotFoundError(
+        f"no answer with id {interaction_id!r} was logged",
+        hint="use the `id` of a chat completion this server returned",
+        param="completion_id",
+    )
+
+
 def _logged_answer(row: tuple) -> LoggedAnswer:
     (id, created_at, question, messages, sources, adapter, answer, finish, error) = row[:9]
-    rating, correction = row[9], row[10]
+    rating, correction, excluded, index_version = row[9], row[10], bool(row[11]), row[12]
     try:
         conversation = [Message(m["role"], m["content"]) for m in json.loads(messages)]
         hits = msgspec.json.decode(sources, type=list[Hit]) if sources else None
@@ -196,5 +231,5 @@ def _logged_answer(row: tuple) -> LoggedAnswer:
         )  # fmt: skip
     return LoggedAnswer(
         id, created_at, question or "", conversation, hits, adapter, answer or "", finish,
-        error, rating, correction,
+        error, rating, correction, excluded, index_version,
     )  # fmt: skip

@@ -6,6 +6,7 @@ correction replaces the answer and wins over any rating). Each rule below remove
 and is counted, in this order; a line is counted under the first rule that removes it:
 
 - unreadable: the logged row cannot be read back;
+- excluded: a reviewer kept it out of training (in the admin console);
 - error / cut_off: generation failed, or stopped before the end of the answer;
 - not_rated / low_rating: no rating, or one below `min_rating`, and no correction;
 - sources_not_logged: logged before the log kept the prompt's sources;
@@ -32,18 +33,19 @@ from typing import Any
 
 from hybrid.bot import Bot
 from hybrid.errors import InvalidInputError
-from hybrid.prompt import build_messages, grounding_text
+from hybrid.prompt import build_messages
 from hybrid.types import AdapterRef, Message
 from indexes import published_chunk_ids
 from server.evaluation import read_golden
+from server.flywheel.review import check_answer, golden_path
 from server.interactions import InteractionLog, LoggedAnswer
-from training.evaluation import format_problems, invented_figures, is_handover
 from training.pii import redact
 from training.similarity import normalise, similar_pairs
 from training.snapshots import Snapshot, write_snapshot
 
 RULES = (
     "unreadable",
+    "excluded",
     "error",
     "cut_off",
     "not_rated",
@@ -65,7 +67,7 @@ class ExportRequest:
     min_rating: int = 4
     since: float | None = None  # Unix time
     adapter: AdapterRef | None = None  # only answers of this adapter (any version if none)
-    golden: Path | None = None  # default: the bot's data/golden.jsonl, if it exists
+    golden: Path | None = None  # default: the bot's retrain.golden, if it exists
 
 
 @dataclass
@@ -96,7 +98,7 @@ def export_from_logs(bot: Bot, request: ExportRequest) -> ExportResult:
     """Curate the interaction log into a dataset snapshot under `.hybrid/datasets/`."""
     if not 1 <= request.min_rating <= 5:
         raise InvalidInputError("min_rating must be 1 to 5", param="min_rating")
-    golden = request.golden or bot.data_dir / "golden.jsonl"
+    golden = request.golden or golden_path(bot)
     golden_questions = [case.question for case in read_golden(golden)] if golden.is_file() else []
     log = InteractionLog(bot.database)
     try:
@@ -156,6 +158,8 @@ def _first_failed_rule(
     corrected = answer.correction is not None
     if answer.problem:
         return "unreadable"
+    if answer.excluded:
+        return "excluded"
     if answer.error:
         return "error"
     if answer.finish_reason != "stop" and not corrected:
@@ -166,19 +170,14 @@ def _first_failed_rule(
         return "low_rating"
     if answer.sources is None:
         return "sources_not_logged"
-    handed_over = is_handover(answer.answer, bot.config.bot.handover)
-    if not corrected and not handed_over and _invents(answer):
+    checks = check_answer(bot, answer)
+    if not corrected and not checks.handed_over and checks.invented:
         return "invented_figure"
-    if not corrected and not handed_over and format_problems(answer.answer, bot.config.evaluation):
+    if not corrected and checks.format_problems:
         return "broken_format"
     if any(hit.chunk_id not in current for hit in answer.sources):
         return "stale_sources"
     return None
-
-
-def _invents(answer: LoggedAnswer) -> bool:
-    given = grounding_text(answer.question, answer.sources or [])
-    return bool(invented_figures(answer.answer, given))
 
 
 def _leaked(answers: list[LoggedAnswer], golden_questions: list[str]) -> set[int]:

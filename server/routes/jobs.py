@@ -45,13 +45,19 @@ T = TypeVar("T")
 def create_job(
     data: JSONBody[CreateJobRequest], request: Request, server: NamedDependency[ServerState]
 ) -> FineTuningJob:
+    return _object(submit_job(data, server, request.headers.get("idempotency-key")))
+
+
+def submit_job(data: CreateJobRequest, server: ServerState, idempotency_key: str | None) -> Job:
+    """Check the request, queue the job (or find the one an identical request made) and
+    wake the runner; the API and the console both start jobs through here."""
     spec = _spec(data, server)
     # The SDK resends the same body when it retries: identical bodies are one job.
     fingerprint = hashlib.sha256(msgspec.json.encode(data, order="sorted")).hexdigest()
-    job, created = server.jobs().create(spec, fingerprint, request.headers.get("idempotency-key"))
+    job, created = server.jobs().create(spec, fingerprint, idempotency_key)
     if created:
         server.job_runner.notify()
-    return _object(job)
+    return job
 
 
 @get("/v1/fine_tuning/jobs", sync_to_thread=False, guards=ADMIN)

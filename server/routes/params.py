@@ -8,4 +8,5 @@ from typing import Annotated
 from litestar.params import PathParameter, QueryParameter
 
 IdPath = Annotated[str, PathParameter(min_length=1, max_length=200)]
+VersionPath = Annotated[int, PathParameter(ge=1, le=2**31)]
 Cursor = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]

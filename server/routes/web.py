@@ -1,4 +1,4 @@
-"""GET /: the web UI, one static page (server/web/index.html) that chats with the bot
+"""GET /: the web UI, one static page (server/web/chat.html) that chats with the bot
 through the server's own OpenAI-compatible routes: it streams answers, lists their
 sources and sends feedback. It holds no data, so it needs no key; the routes it calls
 do, and the page asks for one."""
@@ -15,7 +15,7 @@ from litestar.enums import MediaType
 
 from server.state import ServerState
 
-PAGE = Path(__file__).resolve().parent.parent / "web" / "index.html"
+PAGE = Path(__file__).resolve().parent.parent / "web" / "chat.html"
 
 
 @get("/", sync_to_thread=False, include_in_schema=False)

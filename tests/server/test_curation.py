@@ -78,6 +78,8 @@ def logged(tmp_path: Path):
         adapter="other@1",
     )
     answer("unreadable", "Where are you?", styled("Here."), rating=5)
+    answer("excluded", "Can I pay with a gift card?", styled("Yes, at checkout."), rating=5)
+    log.exclude(ids["excluded"])  # a reviewer's call, in the admin console
     log.close()
     with sqlite3.connect(bot.database) as db:
         db.execute("UPDATE interactions SET messages = '{oops' WHERE id = ?", [ids["unreadable"]])
@@ -99,6 +101,7 @@ def test_export_keeps_good_and_corrected_answers_in_their_serving_prompt(logged)
     assert manifest["interaction_ids"] == [ids["kept"], ids["corrected"], ids["newer twin"]]
     assert result.removed == {
         "unreadable": 1,
+        "excluded": 1,
         "error": 1,
         "cut_off": 1,
         "not_rated": 1,
@@ -110,7 +113,7 @@ def test_export_keeps_good_and_corrected_answers_in_their_serving_prompt(logged)
         "in_golden_set": 1,
         "duplicate": 1,
     }
-    assert result.considered == 13 and result.kept == 3 and result.redacted == 1
+    assert result.considered == 14 and result.kept == 3 and result.redacted == 1
     (unreadable,) = result.unreadable
     assert unreadable.startswith(f"{ids['unreadable']}: unreadable row (JSONDecodeError")
     assert manifest["removed"] == result.removed
