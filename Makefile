@@ -19,7 +19,7 @@ SHELL := bash
 # that do not exist; drop that noise, keep pip's exit status (pipefail).
 QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install browser run test test-flywheel vllm-env test-engines bench lint clean
+.PHONY: install browser run test screenshots test-flywheel vllm-env test-engines bench lint clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The admin console's screens for README, taken by its browser tests.
+screenshots: install browser
+	HYBRID_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/server/test_console.py
 
 # The retrain loop end to end on the embedded models (a simulated week, then `hybrid
 # retrain`): too long for `make test`, run by CI beside it.

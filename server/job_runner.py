@@ -10,6 +10,7 @@ resumes from its last checkpoint.
 With `[retrain] schedule` set, the runner also queues a retrain job once per hour, day
 or week (UTC periods; the period is the job's idempotency key, so two server processes
 queue one): `hybrid retrain`, each stage an event, the gate deciding the promotion.
+The console queues "compare" jobs too: the gate's verdict on a version, stored with it.
 """
 
 from __future__ import annotations
@@ -17,17 +18,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 from hybrid.bot import Bot
 from hybrid.config import with_training
 from hybrid.errors import HybridError
+from hybrid.types import AdapterRef
 from indexes import IndexNotReadyError, open_retriever
 from server.files import FileStore
-from server.flywheel.retrain import retrain
+from server.flywheel.retrain import Report, judge_against_active, retrain
 from server.jobs import Job, JobSpec, JobStore
 from training import Progress, TrainRequest, can_resume, discard_run, train_adapter
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 5.0  # also picks up jobs another process queued
 PERIODS = {"hourly": 3600, "daily": 86_400, "weekly": 604_800}
@@ -110,6 +115,9 @@ class JobRunner:
         if spec.kind == "retrain":
             self._retrain(job, jobs)
             return
+        if spec.kind == "compare":
+            self._compare(job, jobs)
+            return
         try:
             bot = _with_hyperparameters(self.bot, job)
         except HybridError as exc:  # e.g. a multiplier that takes the rate out of bounds
@@ -175,26 +183,45 @@ class JobRunner:
         end()
 
     def _retrain(self, job: Job, jobs: JobStore) -> None:
+        outcome = self._stages(
+            job, jobs, lambda report: retrain(self.bot, job.spec.adapter or None, report, job.id)
+        )
+        if outcome is not None:
+            model = str(outcome.candidate) if outcome.candidate else None
+            jobs.succeed(job.id, model, None, outcome.summary())
+
+    def _compare(self, job: Job, jobs: JobStore) -> None:
+        assert job.spec.candidate is not None
+        candidate = AdapterRef.parse(job.spec.candidate)
+        gate = self._stages(
+            job, jobs, lambda report: judge_against_active(self.bot, candidate, report)
+        )
+        if gate is not None:
+            failed = [rule["name"] for rule in gate["rules"] if not rule["passed"]]
+            verdict = f"rejected (failed {', '.join(failed)})" if failed else "passed"
+            jobs.succeed(job.id, None, None, f"gate: {verdict} against {gate['active']}")
+
+    def _stages(self, job: Job, jobs: JobStore, work: Callable[[Report], T]) -> T | None:
+        """Run `work`, each stage it reports an event on the job; None when it did not
+        finish (cancelled, failed, or the server is stopping: then it runs again at the
+        next start)."""
+
         def report(stage: str, message: str) -> None:
             if self._stopping.is_set() or jobs.cancel_requested(job.id):
                 raise _Stop
             jobs.add_event(job.id, f"{stage}: {message}")
 
         try:
-            outcome = retrain(self.bot, job.spec.adapter or None, report, job.id)
+            return work(report)
         except _Stop:
             if not self._stopping.is_set():
                 jobs.mark_cancelled(job.id)
-            return  # shutting down: it runs again, and resumes, at the next start
         except HybridError as exc:  # e.g. busy: a `hybrid retrain` is running
             jobs.fail(job.id, exc.code, exc.message)
-            return
         except Exception:
-            logger.exception("retrain job %s failed", job.id)
-            jobs.fail(job.id, "internal_error", "the retrain failed; see the log")
-            return
-        model = str(outcome.candidate) if outcome.candidate else None
-        jobs.succeed(job.id, model, None, outcome.summary())
+            logger.exception("%s job %s failed", job.spec.kind, job.id)
+            jobs.fail(job.id, "internal_error", f"the {job.spec.kind} failed; see the log")
+        return None
 
 
 def _with_hyperparameters(bot: Bot, job: Job) -> Bot:

@@ -76,8 +76,10 @@ class JobSpec:
     learning_rate_multiplier: float | None = None
     metadata: dict[str, str] | None = None
     # "retrain": `hybrid retrain` on the server's schedule (no training file; the gate
-    # decides the promotion).
-    kind: Literal["fine-tune", "retrain"] = "fine-tune"
+    # decides the promotion). "compare": the gate's verdict on `candidate` against the
+    # active version, stored with it (the console's comparison; nothing is trained).
+    kind: Literal["fine-tune", "retrain", "compare"] = "fine-tune"
+    candidate: str | None = None  # NAME@VERSION, for "compare"
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,12 @@ from litestar import Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
 from litestar.handlers import BaseRouteHandler
-from litestar.params import Body, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from server.auth import AuthenticationError, PermissionDeniedError, check_access
-from server.console.rendering import FORM, page
+from server.console.rendering import FORM, FORM_BODY, page
 from server.state import ServerState
 
 COOKIE = "hybrid_console"
@@ -43,7 +42,7 @@ def sign_in_page(next: Annotated[str, QueryParameter(max_length=2000)] = "/admin
 def sign_in(
     request: Request,
     server: NamedDependency[ServerState],
-    data: Annotated[SignIn, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: Annotated[SignIn, FORM_BODY],
 ) -> Template | Redirect:
     try:
         check_access(server, data.key.strip(), "admin")

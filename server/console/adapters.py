@@ -6,22 +6,20 @@ operator confirms it, having seen why."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import File, Redirect, Template
 
 from hybrid.errors import ConflictError, NotFoundError
 from hybrid.types import AdapterRef
 from server.console.plots import loss_plot
-from server.console.rendering import FORM, done, page
-from server.flywheel.retrain import GATE_FILE
+from server.console.rendering import FORM, FORM_BODY, done, page
+from server.flywheel.retrain import read_gate_report
+from server.jobs import JobSpec
 from server.routes.params import IdPath, VersionPath
 from server.state import ServerState
 from training import AdapterRecord
@@ -45,7 +43,7 @@ def adapters(server: NamedDependency[ServerState]) -> Template:
         section="adapters",
         names=names,
         records=records,
-        gates={str(r.ref): _gate(r) for r in records},
+        gates={str(r.ref): read_gate_report(r) for r in records},
     )
 
 
@@ -55,7 +53,7 @@ def adapter(name: IdPath, version: VersionPath, server: NamedDependency[ServerSt
     record = registry.get(AdapterRef(name, version))
     family = registry.list(name)
     active = next((r for r in family if r.status == "active"), None)
-    gate = _gate(record)
+    gate = read_gate_report(record)
     comparison = gate.get("comparison") if gate else None
     if comparison:  # regressions first: lost, then tied, then won
         order = {"loss": 0, "tie": 1, "win": 2}
@@ -97,10 +95,10 @@ def promote(
     name: IdPath,
     version: VersionPath,
     server: NamedDependency[ServerState],
-    data: Annotated[Promotion, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: Annotated[Promotion, FORM_BODY],
 ) -> Redirect:
     record = server.registry().get(AdapterRef(name, version))
-    gate = _gate(record)
+    gate = read_gate_report(record)
     if gate and not gate.get("passed") and data.confirm != "on":
         failed = ", ".join(rule["name"] for rule in gate["rules"] if not rule["passed"])
         raise ConflictError(
@@ -112,19 +110,34 @@ def promote(
     return done(f"/admin/adapters/{name}/{version}", f"{promoted.ref} is now active.")
 
 
+@post("/adapters/{name:str}/{version:int}/compare", sync_to_thread=True, opt=FORM)
+def compare(name: IdPath, version: VersionPath, server: NamedDependency[ServerState]) -> Redirect:
+    """Queue the gate's verdict on this version against the active one (a job: it
+    answers the golden set and the forgetting probe with both)."""
+    record = server.registry().get(AdapterRef(name, version))
+    spec = JobSpec(
+        model=server.base_model_id,
+        training_file="golden-set",
+        validation_file=None,
+        adapter=name,
+        suffix=None,
+        seed=server.bot.config.training.seed,
+        metadata={"kind": "compare"},
+        kind="compare",
+        candidate=str(record.ref),
+    )
+    # A second click while it runs finds the same job (the store's retry window).
+    job, created = server.jobs().create(spec, f"compare:{record.ref}")
+    if created:
+        server.job_runner.notify()
+    return done(f"/admin/jobs/{job.id}", f"Comparing {record.ref} with the active version.")
+
+
 @post("/adapters/{name:str}/rollback", sync_to_thread=True, opt=FORM)
 def rollback(name: IdPath, server: NamedDependency[ServerState]) -> Redirect:
     record = server.registry().rollback(name)
     server.adapters_changed()
     return done(f"/admin/adapters/{name}/{record.version}", f"Rolled back: {record.ref} is active.")
-
-
-def _gate(record: AdapterRecord) -> dict[str, Any] | None:
-    """The gate's stored verdict on this version (a retrain writes it), if any."""
-    try:
-        return json.loads((record.path / GATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _losses(record: AdapterRecord) -> list[tuple[float, float]]:
@@ -147,4 +160,4 @@ def _lineage(record: AdapterRecord) -> list[tuple[str, Any]]:
     ]
 
 
-ROUTES = [adapters, adapter, adapter_file, promote, rollback]
+ROUTES = [adapters, adapter, adapter_file, promote, compare, rollback]

@@ -11,8 +11,7 @@ from typing import Annotated
 from litestar import get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from hybrid.errors import InvalidInputError
@@ -25,7 +24,7 @@ from indexes import (
     sync_index,
 )
 from server import documents
-from server.console.rendering import FORM, UPLOAD, done, page, typed
+from server.console.rendering import FORM, FORM_BODY, UPLOAD, UPLOAD_BODY, done, page, typed
 from server.routes.params import IdPath
 from server.state import ServerState
 
@@ -72,7 +71,7 @@ def document_page(document_id: IdPath, server: NamedDependency[ServerState]) -> 
 def save_document(
     document_id: IdPath,
     server: NamedDependency[ServerState],
-    data: Annotated[Edit, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: Annotated[Edit, FORM_BODY],
 ) -> Redirect:
     document_id = document_id.lstrip("/")
     change = documents.put_document(
@@ -85,7 +84,7 @@ def save_document(
 @post("/upload", sync_to_thread=True, opt=UPLOAD)
 def upload(
     server: NamedDependency[ServerState],
-    data: Annotated[Upload, Body(media_type=RequestEncodingType.MULTI_PART)],
+    data: Annotated[Upload, UPLOAD_BODY],
 ) -> Redirect:
     if data.file is None or not data.file.filename:
         raise InvalidInputError("choose a file to upload", param="file")
@@ -120,7 +119,7 @@ def sync(server: NamedDependency[ServerState]) -> Template:
 @post("/index/rollback", sync_to_thread=True, opt=FORM)
 def rollback(
     server: NamedDependency[ServerState],
-    data: Annotated[Rollback, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    data: Annotated[Rollback, FORM_BODY],
 ) -> Redirect:
     version = rollback_index(server.bot, data.version or None)
     server.index_changed()

@@ -12,13 +12,11 @@ import msgspec
 from litestar import get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from hybrid.errors import InvalidInputError
 from server.console.plots import loss_plot
-from server.console.rendering import FORM, UPLOAD, done, page
+from server.console.rendering import FORM, UPLOAD, UPLOAD_BODY, done, page
 from server.jobs import FINISHED, JobEvent
 from server.routes.jobs import DEFAULT_ADAPTER, submit_job
 from server.routes.params import IdPath
@@ -59,7 +57,7 @@ def jobs(server: NamedDependency[ServerState]) -> Template:
 @post("/jobs", sync_to_thread=True, opt=UPLOAD)
 def start_job(
     server: NamedDependency[ServerState],
-    data: Annotated[NewJob, Body(media_type=RequestEncodingType.MULTI_PART)],
+    data: Annotated[NewJob, UPLOAD_BODY],
 ) -> Redirect:
     if data.upload is not None and data.upload.filename:
         name, content = data.upload.filename, data.upload.file.read()

@@ -1,6 +1,6 @@
 """GET /admin: the day at a glance — the active adapters, the index version, today's
-answers, their mean rating and hand-over rate, the last retrain's outcome and how many
-answers wait for review."""
+answers, their mean rating and hand-over rate, the last retrain's outcome, the gate's
+last verdict and how many answers wait for review."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from litestar.response import Template
 
 from indexes import index_status
 from server.console.rendering import page
+from server.flywheel.retrain import read_gate_report
 from server.flywheel.review import review_queue
 from server.jobs import Job
 from server.state import ServerState
@@ -41,7 +42,10 @@ def overview(server: NamedDependency[ServerState]) -> Template:
         mean_rating=sum(ratings) / len(ratings) if ratings else None,
         handover_rate=sum(i.checks.handed_over for i in today) / len(today) if today else None,
     )
-    active: list[AdapterRecord] = [r for r in server.registry().list() if r.status == "active"]
+    versions = server.registry().list()
+    active: list[AdapterRecord] = [r for r in versions if r.status == "active"]
+    verdicts = [(r, g) for r in versions if (g := read_gate_report(r)) is not None]
+    last_verdict = max(verdicts, key=lambda pair: pair[1].get("judged_at", 0), default=None)
     retrain: Job | None = server.jobs().newest("retrain")
     last_word = server.jobs().events(retrain.id)[0].message if retrain else None  # newest
     return page(
@@ -53,6 +57,7 @@ def overview(server: NamedDependency[ServerState]) -> Template:
         today=figures,
         retrain=retrain,
         retrain_outcome=last_word,
+        last_verdict=last_verdict,
         waiting=sum(item.waiting for item in queue),
     )
 

@@ -58,7 +58,6 @@ def loss_plot(
         (HEIGHT - MARGIN - i / 4 * (HEIGHT - 2 * MARGIN), f"{y0 + i / 4 * (y1 - y0):.3g}")
         for i in range(5)
     ]
-    x_ticks = [
-        (MARGIN + i / 4 * (WIDTH - 2 * MARGIN), f"{x0 + i / 4 * (x1 - x0):.0f}") for i in range(5)
-    ]
+    steps = sorted({round(x0 + i / 4 * (x1 - x0)) for i in range(5)})  # whole steps, once each
+    x_ticks = [(MARGIN + (x - x0) / (x1 - x0) * (WIDTH - 2 * MARGIN), str(x)) for x in steps]
     return Plot(lines, x_label, y_ticks, x_ticks)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.template import TemplateConfig
 
@@ -17,6 +19,9 @@ STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 # a cross-site form is still refused by its Origin, and has no console cookie to send.
 FORM = {"body_media_type": "application/x-www-form-urlencoded"}
 UPLOAD = {"body_media_type": "multipart/form-data"}
+# How a handler reads such a body: `data: Annotated[SomeForm, FORM_BODY]`.
+FORM_BODY = Body(media_type=RequestEncodingType.URL_ENCODED)
+UPLOAD_BODY = Body(media_type=RequestEncodingType.MULTI_PART)
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
@@ -28,10 +33,10 @@ def _filters(engine: JinjaTemplateEngine) -> None:
 
 
 def _timestamp(seconds: float | None) -> str:
-    """A Unix time as the operator reads it: UTC, to the minute."""
+    """A Unix time as the operator reads it: UTC, to the second."""
     if seconds is None:
         return "—"
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def typed(text: str) -> str:

@@ -10,19 +10,16 @@ from typing import Annotated
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from hybrid.errors import ConflictError, InvalidInputError
-from server.console.rendering import FORM, done, page, typed
+from server.console.rendering import FORM, FORM_BODY, done, page, typed
 from server.flywheel.review import ReviewItem, add_to_golden_set, golden_path, review_queue
 from server.interactions import InteractionLog
 from server.routes.params import IdPath
 from server.state import ServerState
 
 SHOWN = 200  # answers listed at most (the waiting ones come first)
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 @dataclass
@@ -61,7 +58,7 @@ def answer_page(answer_id: IdPath, server: NamedDependency[ServerState]) -> Temp
 def correct(
     answer_id: IdPath,
     server: NamedDependency[ServerState],
-    data: Annotated[Correction, Form],
+    data: Annotated[Correction, FORM_BODY],
 ) -> Redirect:
     answer = typed(data.answer)
     if not answer:
@@ -77,7 +74,7 @@ def correct(
 def to_golden_set(
     answer_id: IdPath,
     server: NamedDependency[ServerState],
-    data: Annotated[GoldenEntry, Form],
+    data: Annotated[GoldenEntry, FORM_BODY],
 ) -> Redirect:
     answer = _log(server).answer(answer_id)
     case = add_to_golden_set(

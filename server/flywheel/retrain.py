@@ -306,6 +306,18 @@ def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> Adap
         return train_adapter(bot, replace(request, resume=False), progress).adapter
 
 
+def judge_against_active(bot: Bot, candidate: AdapterRef, say: Report) -> dict[str, Any]:
+    """Judge `candidate` against its adapter's active version under the gate and store
+    the report with it, as a retrain does, but promote nothing (the console's
+    comparison of a version trained some other way). Returns the stored report."""
+    with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
+        record = registry.get(candidate)
+        active = registry.get(AdapterRef(candidate.name))
+    if record.version == active.version:
+        raise ConflictError(f"{record.ref} is the active version: nothing to compare it with")
+    return _store(bot, _verdict(bot, record.ref, active.ref, say), record)
+
+
 def _verdict(bot: Bot, candidate: AdapterRef, active: AdapterRef, say: Report) -> Verdict:
     golden = read_golden(bot.root / bot.config.retrain.golden)
 
@@ -328,13 +340,18 @@ def _store(bot: Bot, verdict: Verdict, candidate: AdapterRecord) -> dict[str, An
     return stored
 
 
-def _stored_gate(bot: Bot, candidate: AdapterRecord) -> dict[str, Any] | None:
-    """The candidate's stored verdict, if it was reached under today's gate settings."""
+def read_gate_report(version: AdapterRecord) -> dict[str, Any] | None:
+    """The gate's verdict stored with `version` (by a retrain or a comparison), if any."""
     try:
-        stored = json.loads((candidate.path / GATE_FILE).read_text())
+        return json.loads((version.path / GATE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return stored if stored.get("judged_by") == _gate_settings(bot) else None
+
+
+def _stored_gate(bot: Bot, candidate: AdapterRecord) -> dict[str, Any] | None:
+    """The candidate's stored verdict, if it was reached under today's gate settings."""
+    stored = read_gate_report(candidate)
+    return stored if stored and stored.get("judged_by") == _gate_settings(bot) else None
 
 
 def _gate_settings(bot: Bot) -> dict[str, Any]:

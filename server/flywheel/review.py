@@ -57,6 +57,7 @@ class ReviewItem:
             self.checks.format_problems
         )
         reasons += [f"error: {self.answer.error}"] if self.answer.error else []
+        reasons += ["cut off"] if self.answer.finish_reason == "length" else []
         return reasons
 
     @property

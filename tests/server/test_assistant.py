@@ -47,6 +47,9 @@ class KeywordRetriever:
     def sources(self, query: str, k: int) -> list[Hit]:
         return self.search(query, k)
 
+    def version(self) -> int | None:
+        return None  # one fixed set of documents
+
 
 def test_generation_counts_tokens_and_reports_why_it_stopped(generator: GenerationEngine) -> None:
     assistant = Assistant(

@@ -27,6 +27,7 @@ from hybrid import Bot
 from hybrid.cli.app import app as cli
 from hybrid.keys import KeyStore
 from server.flywheel.retrain import retrain
+from training import TrainRequest, train_adapter
 
 SCREENSHOTS = (
     os.environ.get("HYBRID_SCREENSHOTS") and Path(os.environ["HYBRID_SCREENSHOTS"]).resolve()
@@ -97,6 +98,12 @@ def test_review_correct_and_the_correction_is_exported(
     bad = ask(client, "Can I return a tent I used once?", rating=1)
     fine = ask(client, "Do you ship to Canada?", rating=5)
     unsure = ask(client, "Do gift cards expire?")
+    page.goto(f"{url}/admin")
+    tiles = page.locator("dl.tiles")
+    # The fixture's 12 answers rated 5, and these three: 1, 5 and none.
+    expect(tiles).to_contain_text(re.compile(r"Answers today\s*15\b"))
+    expect(tiles).to_contain_text(re.compile(r"Mean rating today\s*4\.71 \(14 rated\)"))
+    expect(tiles).to_contain_text("kestrel@2 rejected against kestrel@1")
     page.goto(f"{url}/admin/review")
     first = page.locator("tbody tr").first
     expect(first).to_contain_text("rated 1")  # the worst answer heads the queue
@@ -229,6 +236,50 @@ def test_edit_a_document_see_the_next_answer_then_roll_the_index_back(
     expect(page.locator(".notice")).to_contain_text("Index version 1 is published again")
     assert "45 days of delivery" in cited_text(), "the rollback is read by the next answer"
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_compare_a_version_with_the_active_one_from_its_page(
+    bot: Bot, url: str, page: Page
+) -> None:
+    trained = train_adapter(
+        bot, TrainRequest(bot.data_dir / "replay.jsonl", name="kestrel", max_steps=2)
+    )
+    ref = trained.adapter.ref
+    page.goto(f"{url}/admin/adapters/kestrel/{ref.version}")
+    expect(page.locator("main")).to_contain_text("No comparison stored")
+    page.get_by_role("button", name="Compare with kestrel@1").click()
+    expect(page.locator(".notice")).to_contain_text(f"Comparing {ref}")
+    expect(page.locator("#progress .status")).to_have_text("succeeded")  # followed live
+    expect(page.locator(".events")).to_contain_text("gate: rejected (failed")
+    page.goto(f"{url}/admin/adapters/kestrel/{ref.version}")
+    expect(page.locator("main")).to_contain_text(f"The gate rejected {ref} against kestrel@1")
+    golden = (bot.root / bot.config.retrain.golden).read_text().splitlines()
+    expect(page.locator("table.comparison tbody tr")).to_have_count(len(golden))
+    assert statuses(bot)[str(ref)] == "candidate", "a comparison promotes nothing"
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_upload_documents_and_a_refused_file_says_why(bot: Bot, url: str, page: Page) -> None:
+    page.goto(f"{url}/admin/documents")
+    upload = page.get_by_label("Upload a document")
+    upload.set_input_files(
+        files=[{"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 junk"}]
+    )
+    page.get_by_role("button", name="Upload and publish").click()
+    expect(page.locator(".problem")).to_contain_text("broken.pdf was not stored")
+    assert not (bot.docs_dir / "broken.pdf").exists(), "a refused file is not kept"
+
+    page.goto(f"{url}/admin/documents")
+    holidays = b"# Holiday hours\n\nOur stores close at 4 pm on 24 December.\n"
+    page.get_by_label("Upload a document").set_input_files(
+        files=[{"name": "holidays.md", "mimeType": "text/markdown", "buffer": holidays}]
+    )
+    page.get_by_role("button", name="Upload and publish").click()
+    expect(page.locator(".notice")).to_contain_text(
+        re.compile(r"holidays.md: published as index version \d+")
+    )
+    expect(page.get_by_role("link", name="holidays", exact=True)).to_be_visible()
+    assert (bot.docs_dir / "holidays.md").read_bytes() == holidays
 
 
 PAGES = ["", "/review", "/adapters", "/adapters/kestrel/2", "/jobs", "/documents",

@@ -1,6 +1,8 @@
 """The web UI at / in a real headless browser (Debian's chromium, driven by Playwright):
-a customer asks, watches the answer stream in with its sources, and rates it; on a
-server with keys, the page says a key is needed and works once one is entered."""
+a customer asks, watches the answer stream in with its sources, and rates it (saying
+what was wrong, if they like), starts a new conversation, on a phone-wide screen too,
+and never sees model ids or a key field; the admin mode (/?admin) shows both, and on a
+server with keys it says a key is needed and works once one is entered."""
 
 from __future__ import annotations
 
@@ -41,13 +43,24 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
 
 
 @pytest.fixture(scope="module")
-def page(url: str):
+def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_default_timeout(60_000)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A tab that records console errors and failed requests in `page.problems`."""
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"{r.url}: {r.failure}"))
+    page.problems = problems
+    yield page
+    page.close()
 
 
 def ask(page: Page, question: str):
@@ -61,10 +74,14 @@ def ask(page: Page, question: str):
 def test_a_customer_asks_sees_the_answer_with_its_sources_and_rates_it(
     bot, url: str, page: Page, client
 ) -> None:
-    page.goto(url)
-    expect(page).to_have_title(re.compile(re.escape(bot.config.bot.name)))
+    page.goto(f"{url}/?admin")
     expect(page.locator("#model option")).to_have_text([bot.config.models.base, "style", "style@1"])
     assert page.locator("#model").input_value() == "style", "the active adapter by default"
+
+    page.goto(url)  # as a customer
+    expect(page).to_have_title(re.compile(re.escape(bot.config.bot.name)))
+    expect(page.locator("#model")).to_be_hidden()
+    expect(page.locator("#key")).to_be_hidden()
 
     question = "How long do I have to return an item?"
     answer = ask(page, question)
@@ -89,12 +106,40 @@ def test_a_customer_asks_sees_the_answer_with_its_sources_and_rates_it(
     follow_up = ask(page, "And for a gift?")
     assert follow_up.locator("span").inner_text().strip()
     assert page.locator(".user").count() == 2, "the conversation goes on in one page"
+    follow_up.get_by_text("Not helpful", exact=True).click()
+    follow_up.get_by_label("What was wrong? (optional)").fill("It did not mention gift receipts.")
+    follow_up.get_by_role("button", name="Send feedback").click()
+    expect(follow_up.locator(".feedback")).to_have_text("Thanks for the feedback.")
+    with sqlite3.connect(bot.database) as db:
+        last = db.execute("SELECT rating, comment FROM feedback ORDER BY id DESC").fetchone()
+    assert last == (1, "It did not mention gift receipts.")
+
+    shown = page.locator("body").inner_text()
+    assert "style@1" not in shown and bot.config.models.base not in shown, "no model ids"
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator(".turn")).to_have_count(0)
+    ask(page, "Do you ship to Canada?")
+    assert page.locator(".user").count() == 1, "the new conversation starts afresh"
+    assert page.problems == [], "no console error, no failed request (the favicon included)"
+
+
+def test_the_page_is_usable_on_a_phone(browser, url: str) -> None:
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.set_default_timeout(60_000)
+    phone.goto(url)
+    for control in ("#question", "#send", "#new"):
+        box = phone.locator(control).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    ask(phone, "How long do I have to return an item?")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways ({width} px wide)"
+    phone.close()
 
 
 def test_with_keys_the_page_asks_for_one_and_works_once_given(bot, url: str, page: Page) -> None:
     with KeyStore(bot.database) as keys:
         _, key = keys.create("chat", "web")
-    page.goto(url)
+    page.goto(f"{url}/?admin")
     expect(page.locator(".error")).to_contain_text("API key")
     page.fill("#key", key)
     page.press("#key", "Tab")  # the key is taken when the field is left
