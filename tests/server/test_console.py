@@ -165,6 +165,10 @@ def test_promote_from_the_comparison_after_confirming_then_roll_back(
     # The server refuses a promotion the gate rejected unless it was confirmed.
     refused = httpx.post(f"{url}/admin/adapters/kestrel/2/promote", data={})
     assert refused.status_code == 409 and "win_rate" in refused.text
+    # Nor does a form on another site get to confirm it.
+    forged = httpx.post(f"{url}/admin/adapters/kestrel/2/promote", data={"confirm": "on"},
+                        headers={"Origin": "https://elsewhere.example"})  # fmt: skip
+    assert forged.status_code == 403
     assert statuses(bot)["kestrel@2"] == "candidate"
 
     page.get_by_label("I have read the gate's verdict and promote it anyway").check()
