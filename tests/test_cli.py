@@ -398,3 +398,35 @@ def test_vllm_command_starts_each_replica_at_its_own_address(
         assert argv[argv.index("--model") + 1] == str(tiny_model_dir)
     plain = run("-C", str(tmp_path / "bot"), "vllm", "command")
     assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "environment", "one_thread"),
+    [
+        (
+            {"generator": "vllm", "url": ["http://127.0.0.1:8101", "http://localhost:8102"]},
+            {},
+            True,
+        ),
+        (
+            {"generator": "vllm", "url": ["http://127.0.0.1:8101", "http://10.0.0.7:8102"]},
+            {},
+            False,
+        ),
+        ({"generator": "vllm", "url": "http://127.0.0.1:8101", "threads": 2}, {}, False),
+        ({"generator": "vllm", "url": "http://127.0.0.1:8101"}, {"OMP_NUM_THREADS": "2"}, False),
+        ({"generator": "local"}, {}, False),
+    ],
+)
+def test_serve_keeps_to_one_thread_beside_a_vllm_on_this_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings, environment, one_thread
+) -> None:
+    """vLLM's CPU workers keep every core busy: the server's question embedding on
+    several threads would wait for the busiest core (see Benchmarks, engines)."""
+    from hybrid.cli.serve_command import _vllm_shares_this_machine
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    bot = make_bot(tmp_path / "bot", **settings)
+    assert _vllm_shares_this_machine(bot) is one_thread

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Annotated
 
 import typer
 
+from hybrid.bot import Bot
 from hybrid.cli.context import current_bot
 from hybrid.cli.output import quiet_model_libraries, stderr
 from hybrid.errors import InvalidInputError
+from hybrid.hardware import limit_threads
 from hybrid.keys import KeyStore
 
 
@@ -20,7 +23,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default: server.port).")] = None,
 ) -> None:
     """Serve the bot over HTTP: OpenAI-compatible chat (plain and streaming) with
-    citations, the model list and the bot's own routes. Stops with Ctrl-C."""
+    citations, the model list, the bot's own routes, the web UI and the admin console.
+    Stops with Ctrl-C."""
     bot = current_bot(ctx)
     host = host or bot.config.server.host
     port = port or bot.config.server.port
@@ -30,6 +34,10 @@ def serve(
     from server.app import create_app
     from server.request_guard import is_loopback
 
+    if _vllm_shares_this_machine(bot):
+        # vLLM's CPU workers keep every core busy; the server's own model work (embedding
+        # the questions) on several threads would wait for the busiest core each time.
+        limit_threads(1)
     with KeyStore(bot.database) as keys:
         usable = keys.any_active()
     if not is_loopback(host) and not usable:
@@ -50,8 +58,9 @@ def serve(
         {"model": model, "messages": [{"role": "user", "content": "How do I return an item?"}]}
     )
     stderr.print(
-        f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] (web UI there, "
-        f"OpenAI base URL {url}/v1, API docs {url}/schema); loading the model…"
+        f"Serving [bold]{bot.config.bot.name}[/] at [bold]{url}[/] (web UI there, admin "
+        f"console {url}/admin, OpenAI base URL {url}/v1, API docs {url}/schema); loading "
+        "the model…"
     )
     stderr.print(  # the JSON's brackets are not rich markup
         f"Try: curl {url}/v1/chat/completions -H 'Content-Type: application/json' -d '{request}'",
@@ -64,3 +73,19 @@ def serve(
     uvicorn.run(
         create_app(bot, host=host), host=host, port=port, log_level="warning", log_config=None
     )
+
+
+def _vllm_shares_this_machine(bot: Bot) -> bool:
+    """Whether vLLM generates on this machine, and no thread count was chosen."""
+    from urllib.parse import urlsplit
+
+    from server.request_guard import is_loopback
+
+    config = bot.config
+    if (
+        config.models.generator != "vllm"
+        or config.models.threads
+        or "OMP_NUM_THREADS" in os.environ
+    ):
+        return False
+    return all(is_loopback(urlsplit(url).hostname or "") for url in config.vllm.urls)
