@@ -84,7 +84,10 @@ def _from_pretrained(path: str, placement: Placement, quantize_4bit: bool, atten
     from transformers import AutoModelForCausalLM
 
     tokenizer = _tokenizer_from(path)
-    options: dict[str, object] = {"dtype": placement.torch_dtype()}
+    # use_kernels: transformers would otherwise swap layers for kernels fetched from the
+    # Hub as it loads (and, on a GPU, refuse to load without the `kernels` package);
+    # hybrid downloads nothing at run time.
+    options: dict[str, object] = {"dtype": placement.torch_dtype(), "use_kernels": False}
     if attention is not None:
         options["attn_implementation"] = attention
     if quantize_4bit:

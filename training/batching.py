@@ -85,8 +85,10 @@ def process_micro_batches(
     return mine + [[] for _ in range(calls - len(mine))]
 
 
-def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded tensors; padding is masked out of attention and of the loss."""
+def collate(
+    examples: Sequence[TokenizedExample], pad_id: int, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Right-padded tensors on `device`; padding is masked out of attention and of the loss."""
     import torch
 
     width = max(len(example.input_ids) for example in examples)
@@ -97,7 +99,7 @@ def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, torc
         labels.append(example.labels + [IGNORE] * pad)
         mask.append([1] * len(example.input_ids) + [0] * pad)
     return {
-        "input_ids": torch.tensor(ids),
-        "labels": torch.tensor(labels),
-        "attention_mask": torch.tensor(mask),
+        "input_ids": torch.tensor(ids, device=device),
+        "labels": torch.tensor(labels, device=device),
+        "attention_mask": torch.tensor(mask, device=device),
     }

@@ -65,16 +65,20 @@ def token_losses(
     if prefix < MIN_SHARED_PREFIX:
         prefix = 0
     rest = [replace(e, input_ids=e.input_ids[prefix:], labels=e.labels[prefix:]) for e in examples]
-    tensors = collate(rest, pad_id)
+    device = causal.device  # the model's: a GPU's, where it trains on one
+    tensors = collate(rest, pad_id, device)
     labels = tensors["labels"][:, 1:]
     wanted = labels != IGNORE
     with autocast():
         if prefix:
             cache = decoder(
-                input_ids=torch.tensor([examples[0].input_ids[:prefix]]), use_cache=True
+                input_ids=torch.tensor([examples[0].input_ids[:prefix]], device=device),
+                use_cache=True,
             ).cache
             cache.batch_repeat_interleave(len(examples))
-            seen = torch.ones(len(examples), prefix, dtype=tensors["attention_mask"].dtype)
+            seen = torch.ones(
+                len(examples), prefix, dtype=tensors["attention_mask"].dtype, device=device
+            )
             hidden = decoder(
                 input_ids=tensors["input_ids"],
                 attention_mask=torch.cat([seen, tensors["attention_mask"]], dim=1),

@@ -64,7 +64,11 @@ def _convert(source: EmbeddedGGUF, folder: Path) -> None:
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with MODEL_LOADING:
-        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            gguf.parent,
+            gguf_file=gguf.name,
+            use_kernels=False,  # nothing from the Hub
+        )
         # A gguf-loaded model refuses save_pretrained; rebuild a plain one from its
         # config (minus the gguf quantization marker), move the dequantized weights over.
         config = loaded.config

@@ -171,6 +171,11 @@ def train_adapter(
         # same order; only its dropout masks differ from the interrupted run's.
         rngs = state["torch_rng"]
         torch.set_rng_state(rngs[processes.rank % len(rngs)])
+        # A GPU draws its dropout masks from its own generator (older runs kept none).
+        gpu_rngs = state.get("cuda_rng") or [None]
+        gpu_rng = gpu_rngs[processes.rank % len(gpu_rngs)]
+        if gpu_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(gpu_rng)
         history = state["history"]
         step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
         best, stale_epochs = state["best"], state["stale_epochs"]
@@ -183,6 +188,9 @@ def train_adapter(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "torch_rng": processes.gather(torch.get_rng_state()),  # one per process
+            "cuda_rng": processes.gather(
+                torch.cuda.get_rng_state() if torch.cuda.is_available() else None
+            ),
             "history": history,
             "step": step,
             "epoch": epoch,

@@ -17,7 +17,9 @@ from server.adapter_set import BASE, AdapterSet
 def test_an_unstackable_adapter_answers_as_peft_does(tiny_model_dir: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     config = LoraConfig(r=4, target_modules="all-linear", use_dora=True, init_lora_weights=False)
-    trained = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    trained = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_kernels=False), config
+    )
     trained.save_pretrained(tmp_path / "dora")
     ids = torch.randint(0, trained.config.vocab_size, (2, 12))
     with torch.inference_mode():
@@ -25,7 +27,9 @@ def test_an_unstackable_adapter_answers_as_peft_does(tiny_model_dir: Path, tmp_p
         with trained.disable_adapter():
             without = trained(input_ids=ids).logits
 
-    adapters = AdapterSet(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval())
+    adapters = AdapterSet(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_kernels=False).eval()
+    )
     adapters.load("dora@1", str(tmp_path / "dora"))
     with torch.inference_mode():
         alone = adapters.forward({"input_ids": ids}, ["dora@1", "dora@1"]).logits

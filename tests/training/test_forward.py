@@ -39,7 +39,8 @@ def lora_model(tiny_model_dir: Path, dropout: float = 0.0):
         init_lora_weights=False,  # a random B, so that every LoRA weight gets a gradient
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_kernels=False)
+    return get_peft_model(model, config)
 
 
 def test_the_shared_prefix_ends_before_the_first_trained_prediction(examples) -> None:

@@ -50,7 +50,7 @@ def test_training_publishes_a_standard_peft_adapter(tmp_path: Path, tiny_model_d
     assert len(manifest["metrics"]["eval_loss"]) == 2
     assert manifest["timings"]["tokens_per_second"] > 0
 
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_kernels=False)
     ids = torch.tensor([[5, 6, 7, 8]])
     before = base(ids).logits
     tuned = PeftModel.from_pretrained(base, record.path)  # plain peft, nothing of ours
@@ -156,9 +156,9 @@ def test_export_copies_the_adapter_and_merge_bakes_it_into_the_model(
         placement=Placement("cpu", "float32"),
     )  # fmt: skip
     merged_dir = merge_adapter(base, record, tmp_path / "merged")
-    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
-    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                          record.path)  # fmt: skip
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir, use_kernels=False)
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, use_kernels=False)
+    reference = PeftModel.from_pretrained(plain, record.path)
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     assert torch.allclose(merged(ids).logits, reference(ids).logits, atol=1e-4)
     assert (merged_dir / "tokenizer.json").is_file()
