@@ -6,6 +6,7 @@ API: one queue, one runner."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -14,7 +15,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from hybrid.errors import InvalidInputError
+from hybrid.errors import InvalidInputError, NotFoundError
 from server.console.plots import loss_plot
 from server.console.rendering import FORM, UPLOAD, UPLOAD_BODY, done, page
 from server.jobs import FINISHED, JobEvent
@@ -22,7 +23,7 @@ from server.routes.jobs import DEFAULT_ADAPTER, submit_job
 from server.routes.params import IdPath
 from server.schemas import CreateJobRequest
 from server.state import ServerState
-from training.snapshots import read_snapshot
+from training.snapshots import Snapshot, read_snapshot
 
 DATASETS = "datasets"  # under the bot's .hybrid/: the export's snapshots
 
@@ -39,17 +40,12 @@ class NewJob:
 
 @get("/jobs", sync_to_thread=True)
 def jobs(server: NamedDependency[ServerState]) -> Template:
-    folder = server.bot.state_dir / DATASETS
-    snapshots = sorted(
-        (read_snapshot(folder, path.name) for path in folder.iterdir() if path.is_dir()),
-        key=lambda snapshot: -snapshot.path.stat().st_mtime,
-    ) if folder.is_dir() else []  # fmt: skip
     return page(
         "jobs.html.j2",
         "Training jobs",
         section="jobs",
         jobs=list(reversed(server.jobs().list())),
-        snapshots=snapshots,
+        snapshots=_snapshots(server.bot.state_dir / DATASETS),
         default_adapter=DEFAULT_ADAPTER,
     )
 
@@ -101,6 +97,18 @@ def job_progress(job_id: IdPath, server: NamedDependency[ServerState]) -> Templa
 def cancel(job_id: IdPath, server: NamedDependency[ServerState]) -> Redirect:
     server.jobs().cancel(job_id)
     return done(f"/admin/jobs/{job_id}", "Cancellation requested.")
+
+
+def _snapshots(folder: Path) -> list[Snapshot]:
+    """The exported dataset snapshots, newest first (a folder a crash left half-written,
+    with no manifest, is not one)."""
+    found = []
+    for path in folder.iterdir() if folder.is_dir() else []:
+        try:
+            found.append(read_snapshot(folder, path.name))
+        except NotFoundError:
+            continue
+    return sorted(found, key=lambda snapshot: -snapshot.path.stat().st_mtime)
 
 
 def _progress(server: ServerState, job_id: str) -> dict[str, object]:

@@ -187,7 +187,13 @@ def test_promote_from_the_comparison_after_confirming_then_roll_back(
 
 
 def test_start_a_job_follow_its_loss_live_and_cancel_it(bot: Bot, url: str, page: Page) -> None:
+    (bot.state_dir / "datasets" / "killed-while-written").mkdir()  # no manifest: not offered
     page.goto(f"{url}/admin/jobs")
+    offered = page.get_by_label("…or an exported dataset").locator("option").all_inner_texts()
+    snapshots = [
+        p for p in (bot.state_dir / "datasets").iterdir() if (p / "manifest.json").is_file()
+    ]
+    assert len(offered) == 1 + len(snapshots) >= 2, offered  # "(none)" and the retrain's
     page.get_by_label("Training file").set_input_files(str(bot.data_dir / "replay.jsonl"))
     page.get_by_label("Adapter name").fill("trial")
     page.get_by_label("Epochs").fill("100")  # long enough to cancel while it runs
