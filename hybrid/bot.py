@@ -77,6 +77,11 @@ class Bot:
         return self.state_dir / "models"
 
     @property
+    def datasets_dir(self) -> Path:
+        """Immutable training-data snapshots, one folder each (see training.snapshots)."""
+        return self.state_dir / "datasets"
+
+    @property
     def adapters_dir(self) -> Path:
         """Style adapters, one folder per name and version (see training.registry)."""
         return self.state_dir / "adapters"

@@ -28,7 +28,7 @@ from hybrid.errors import HybridError
 from hybrid.types import AdapterRef
 from indexes import IndexNotReadyError, open_retriever
 from server.files import FileStore
-from server.flywheel.retrain import Report, judge_against_active, retrain
+from server.flywheel.retrain import Report, failed_rules, judge_against_active, retrain
 from server.jobs import Job, JobSpec, JobStore
 from training import Progress, TrainRequest, can_resume, discard_run, train_adapter
 
@@ -197,7 +197,7 @@ class JobRunner:
             job, jobs, lambda report: judge_against_active(self.bot, candidate, report)
         )
         if gate is not None:
-            failed = [rule["name"] for rule in gate["rules"] if not rule["passed"]]
+            failed = failed_rules(gate)
             verdict = f"rejected (failed {', '.join(failed)})" if failed else "passed"
             jobs.succeed(job.id, None, None, f"gate: {verdict} against {gate['active']}")
 

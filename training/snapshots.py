@@ -54,6 +54,17 @@ def write_snapshot(
     return read_snapshot(datasets_dir, snapshot_id)
 
 
+def list_snapshots(datasets_dir: Path) -> list[Snapshot]:
+    """Every snapshot, newest first (a folder a crash left without its manifest is none)."""
+    found = []
+    for path in datasets_dir.iterdir() if datasets_dir.is_dir() else []:
+        try:
+            found.append(read_snapshot(datasets_dir, path.name))
+        except NotFoundError:
+            continue
+    return sorted(found, key=lambda snapshot: -snapshot.path.stat().st_mtime)
+
+
 def read_snapshot(datasets_dir: Path, snapshot_id: str) -> Snapshot:
     path = datasets_dir / snapshot_id
     try:

@@ -18,7 +18,7 @@ from hybrid.errors import ConflictError, NotFoundError
 from hybrid.types import AdapterRef
 from server.console.plots import loss_plot
 from server.console.rendering import FORM, FORM_BODY, done, page
-from server.flywheel.retrain import read_gate_report
+from server.flywheel.retrain import failed_rules, read_gate_report
 from server.jobs import JobSpec
 from server.routes.params import IdPath, VersionPath
 from server.state import ServerState
@@ -100,7 +100,7 @@ def promote(
     record = server.registry().get(AdapterRef(name, version))
     gate = read_gate_report(record)
     if gate and not gate.get("passed") and data.confirm != "on":
-        failed = ", ".join(rule["name"] for rule in gate["rules"] if not rule["passed"])
+        failed = ", ".join(failed_rules(gate))
         raise ConflictError(
             f"the gate rejected {record.ref} ({failed}); confirm to promote it anyway",
             param="confirm",

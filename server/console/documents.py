@@ -99,11 +99,8 @@ def upload(
 def index_page(
     server: NamedDependency[ServerState], older: VersionQuery = None, newer: VersionQuery = None
 ) -> Template:
-    versions = index_versions(server.bot)
     changes = index_changes(server.bot, older, newer) if older and newer else None
-    return page("index.html.j2", "Index", section="index", versions=versions,
-                status=index_status(server.bot), older=older, newer=newer, changes=changes,
-                synced=None)  # fmt: skip
+    return _index(server, older=older, newer=newer, changes=changes)
 
 
 @post("/index/sync", sync_to_thread=True, opt=FORM)
@@ -111,9 +108,7 @@ def sync(server: NamedDependency[ServerState]) -> Template:
     """Shown at once (not redirected): the skipped files belong to this sync."""
     summary = sync_index(server.bot, server.embedder())
     server.index_changed()
-    return page("index.html.j2", "Index", section="index", versions=index_versions(server.bot),
-                status=index_status(server.bot), older=None, newer=None, changes=None,
-                synced=summary)  # fmt: skip
+    return _index(server, synced=summary)
 
 
 @post("/index/rollback", sync_to_thread=True, opt=FORM)
@@ -124,6 +119,20 @@ def rollback(
     version = rollback_index(server.bot, data.version or None)
     server.index_changed()
     return done("/admin/index", f"Index version {version} is published again.")
+
+
+def _index(
+    server: ServerState,
+    *,
+    older: int | None = None,
+    newer: int | None = None,
+    changes: dict[str, list[str]] | None = None,
+    synced: SyncSummary | None = None,
+) -> Template:
+    """The index page: its versions, and what two of them differ by or a sync just did."""
+    return page("index.html.j2", "Index", section="index", versions=index_versions(server.bot),
+                status=index_status(server.bot), older=older, newer=newer, changes=changes,
+                synced=synced)  # fmt: skip
 
 
 def _published(summary: SyncSummary) -> str:

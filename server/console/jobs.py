@@ -6,7 +6,6 @@ API: one queue, one runner."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -15,17 +14,15 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
-from hybrid.errors import InvalidInputError, NotFoundError
+from hybrid.errors import InvalidInputError
 from server.console.plots import loss_plot
 from server.console.rendering import FORM, UPLOAD, UPLOAD_BODY, done, page
-from server.jobs import FINISHED, JobEvent
+from server.jobs import FINISHED
 from server.routes.jobs import DEFAULT_ADAPTER, submit_job
 from server.routes.params import IdPath
 from server.schemas import CreateJobRequest
 from server.state import ServerState
-from training.snapshots import Snapshot, read_snapshot
-
-DATASETS = "datasets"  # under the bot's .hybrid/: the export's snapshots
+from training.snapshots import list_snapshots, read_snapshot
 
 
 @dataclass
@@ -45,7 +42,7 @@ def jobs(server: NamedDependency[ServerState]) -> Template:
         "Training jobs",
         section="jobs",
         jobs=list(reversed(server.jobs().list())),
-        snapshots=_snapshots(server.bot.state_dir / DATASETS),
+        snapshots=list_snapshots(server.bot.datasets_dir),
         default_adapter=DEFAULT_ADAPTER,
     )
 
@@ -58,7 +55,7 @@ def start_job(
     if data.upload is not None and data.upload.filename:
         name, content = data.upload.filename, data.upload.file.read()
     elif data.snapshot:
-        snapshot = read_snapshot(server.bot.state_dir / DATASETS, data.snapshot)
+        snapshot = read_snapshot(server.bot.datasets_dir, data.snapshot)
         name, content = f"{snapshot.id}.jsonl", snapshot.data_file.read_bytes()
     else:
         raise InvalidInputError("choose a training file or an exported dataset", param="upload")
@@ -99,39 +96,18 @@ def cancel(job_id: IdPath, server: NamedDependency[ServerState]) -> Redirect:
     return done(f"/admin/jobs/{job_id}", "Cancellation requested.")
 
 
-def _snapshots(folder: Path) -> list[Snapshot]:
-    """The exported dataset snapshots, newest first (a folder a crash left half-written,
-    with no manifest, is not one)."""
-    found = []
-    for path in folder.iterdir() if folder.is_dir() else []:
-        try:
-            found.append(read_snapshot(folder, path.name))
-        except NotFoundError:
-            continue
-    return sorted(found, key=lambda snapshot: -snapshot.path.stat().st_mtime)
-
-
 def _progress(server: ServerState, job_id: str) -> dict[str, object]:
     store = server.jobs()
     job = store.get(job_id)
     events = store.events(job_id)  # newest first
-    steps = [e for e in reversed(events) if e.data and "train_loss" in e.data]
-    last: JobEvent | None = steps[-1] if steps else None
+    steps = [e.data for e in reversed(events) if e.data and "train_loss" in e.data]
+    losses = [(step["step"], step["train_loss"]) for step in steps]
     return {
         "job": job,
         "events": events,
-        "checkpoints": store.checkpoints(job_id),
-        "step": last.data["step"] if last and last.data else None,
-        "total_steps": last.data["total_steps"] if last and last.data else None,
-        "plot": loss_plot(
-            [
-                (
-                    "training loss",
-                    [(e.data["step"], e.data["train_loss"]) for e in steps if e.data],
-                    True,
-                )
-            ]
-        ),
+        "step": steps[-1]["step"] if steps else None,
+        "total_steps": steps[-1]["total_steps"] if steps else None,
+        "plot": loss_plot([("training loss", losses, True)]),
         "running": job.status not in FINISHED,
     }
 

@@ -138,7 +138,7 @@ def export_from_logs(bot: Bot, request: ExportRequest) -> ExportResult:
             "interaction_ids": [answer.id for answer in kept],
         }
         lines = [record for record, _ in records]
-        result.snapshot = write_snapshot(bot.state_dir / "datasets", lines, manifest)
+        result.snapshot = write_snapshot(bot.datasets_dir, lines, manifest)
     return result
 
 

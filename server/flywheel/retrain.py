@@ -143,7 +143,7 @@ def retrain(
                 stored = _store(bot, verdict, candidate)
         outcome.gate = stored
         if not stored["passed"]:
-            failed = ", ".join(rule["name"] for rule in stored["rules"] if not rule["passed"])
+            failed = ", ".join(failed_rules(stored))
             say("gate", f"{candidate.ref} stays a candidate: failed {failed}")
             outcome.status = "rejected"
             return outcome
@@ -218,7 +218,7 @@ def _lineage(bot: Bot, active: AdapterRecord) -> dict[str, Any]:
     time of the newest answer in them (its creation time if it learnt from no log)."""
     dataset = active.manifest.get("dataset")
     if dataset:
-        manifest = read_snapshot(bot.state_dir / "datasets", dataset).manifest
+        manifest = read_snapshot(bot.datasets_dir, dataset).manifest
         return {"logs": manifest["logs"], "until": manifest["until"]}
     return {"logs": [], "until": active.created_at}
 
@@ -244,7 +244,7 @@ def _training_set(
     ]
     logs = [*lineage["logs"], new.id]
     for snapshot_id in logs:
-        snapshot = read_snapshot(bot.state_dir / "datasets", snapshot_id)
+        snapshot = read_snapshot(bot.datasets_dir, snapshot_id)
         records += [json.loads(line) for line in snapshot.data_file.read_text().splitlines()]
     manifest = {
         "source": "retrain",
@@ -255,7 +255,7 @@ def _training_set(
         "until": new.manifest["until"],
         "parent": str(active.ref),
     }
-    return write_snapshot(bot.state_dir / "datasets", records, manifest)
+    return write_snapshot(bot.datasets_dir, records, manifest)
 
 
 def _lint(bot: Bot, data: Snapshot) -> None:
@@ -346,6 +346,11 @@ def read_gate_report(version: AdapterRecord) -> dict[str, Any] | None:
         return json.loads((version.path / GATE_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def failed_rules(gate: dict[str, Any]) -> list[str]:
+    """The names of the rules a stored gate report says failed."""
+    return [rule["name"] for rule in gate["rules"] if not rule["passed"]]
 
 
 def _stored_gate(bot: Bot, candidate: AdapterRecord) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from hybrid.bot import Bot
@@ -46,19 +47,30 @@ class ReviewItem:
     checks: AnswerChecks
     in_golden_set: bool
 
+    @cached_property
+    def _flags(self) -> list[tuple[int, str]]:
+        """What flags it, as (seriousness, how it reads), most serious first; a failed or
+        cut-off answer ranks below the four checks the queue is sorted by."""
+        answer, checks = self.answer, self.checks
+        rating = answer.rating
+        flags = [
+            (rating is not None and rating <= LOW_RATING, 0, f"rated {rating}"),
+            (checks.handed_over, 1, "handed over"),
+            (bool(checks.invented), 2, "invented " + ", ".join(checks.invented)),
+            (bool(checks.format_problems), 3, "format: " + "; ".join(checks.format_problems)),
+            (bool(answer.error), 4, f"error: {answer.error}"),
+            (answer.finish_reason == "length", 4, "cut off"),
+        ]
+        return [(rank, text) for flagged, rank, text in flags if flagged]
+
     @property
     def reasons(self) -> list[str]:
         """Why it is in the queue, most serious first (empty: nothing flagged it)."""
-        rating = self.answer.rating
-        reasons = [f"rated {rating}"] if rating is not None and rating <= LOW_RATING else []
-        reasons += ["handed over"] if self.checks.handed_over else []
-        reasons += ["invented " + ", ".join(self.checks.invented)] if self.checks.invented else []
-        reasons += ["format: " + "; ".join(self.checks.format_problems)] * bool(
-            self.checks.format_problems
-        )
-        reasons += [f"error: {self.answer.error}"] if self.answer.error else []
-        reasons += ["cut off"] if self.answer.finish_reason == "length" else []
-        return reasons
+        return [text for _, text in self._flags]
+
+    @property
+    def severity(self) -> int:
+        return self._flags[0][0] if self._flags else 4
 
     @property
     def reviewed(self) -> bool:
@@ -81,19 +93,8 @@ def review_queue(bot: Bot, answers: list[LoggedAnswer]) -> list[ReviewItem]:
         if not answer.problem
     ]
     return sorted(
-        items, key=lambda item: (not item.waiting, _severity(item), -item.answer.created_at)
+        items, key=lambda item: (not item.waiting, item.severity, -item.answer.created_at)
     )
-
-
-def _severity(item: ReviewItem) -> int:
-    rating, checks = item.answer.rating, item.checks
-    flags = [
-        rating is not None and rating <= LOW_RATING,
-        checks.handed_over,
-        bool(checks.invented),
-        bool(checks.format_problems),
-    ]
-    return flags.index(True) if True in flags else len(flags)
 
 
 def golden_path(bot: Bot) -> Path:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from support import flywheel_bot, statuses
-from test_web_ui import CHROMIUM, CHROMIUM_ARGS
 from typer.testing import CliRunner
 
 from hybrid import Bot
@@ -44,34 +42,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Bot:
     outcome = retrain(bot)
     assert outcome.status == "rejected", outcome
     return Bot.open(bot.root)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser tab (no cookie) that fails the test on any console error or
-    failed request."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("requestfailed", lambda r: problems.append(f"{r.url}: {r.failure}"))
-    page.on(
-        "response",
-        lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None,
-    )
-    page.problems = problems  # type: ignore[attr-defined]
-    yield page
-    context.close()
 
 
 def shoot(page: Page, name: str) -> None:

@@ -12,19 +12,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from support import make_bot
 
 from hybrid import Bot
 from hybrid.keys import KeyStore
 from indexes import embedder_for_bot, sync_index
 from training import AdapterRegistry, TrainRequest, train_adapter
-
-CHROMIUM = "/usr/bin/chromium"
-# Headless, and no background connections: this machine's network is closed.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -40,27 +34,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     with AdapterRegistry(bot.database, bot.adapters_dir) as registry:
         registry.promote("style", 1)
     return bot
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    """A tab that records console errors and failed requests in `page.problems`."""
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("requestfailed", lambda r: problems.append(f"{r.url}: {r.failure}"))
-    page.problems = problems
-    yield page
-    page.close()
 
 
 def ask(page: Page, question: str):
