@@ -66,13 +66,6 @@ def test_the_week_is_exported_trained_and_judged_and_the_verdict_is_what_serves(
     assert served == active, "the running server answers with what the gate decided"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the open target of issue 15: retrained on the seed and the week's "
-    "conversations, the 135M adapter answers in the format and wins most questions, but "
-    "gets wrong more golden questions that the seed adapter got right than the gate's "
-    "newly_wrong tolerance allows (README, The retrain loop)",
-)
 def test_the_retrained_version_is_better_and_promoted(week_then_retrain) -> None:
     _, _, status, outcome, served = week_then_retrain
     assert status == 0 and outcome["status"] == "promoted" and served == "kestrel@2"

@@ -2,9 +2,9 @@
 
 Each golden question is a win, a tie or a loss for the candidate, decided by the
 evaluation's checks in order of what matters to a customer: the answer is right (whole,
-not cut off by the token limit; every key fact, no invented figure, not handed over;
-or, for a question the documents cannot answer, handed over), then fewer invented
-figures, then more of the key facts, then the format. Where the checks tie and a judge
+not cut off by the token limit, in the bot's format; every key fact, no invented
+figure, not handed over; or, for a question the documents cannot answer, handed over),
+then fewer invented figures, then more of the key facts, then the format. Where the checks tie and a judge
 model is configured, the judge decides. ROUGE-L is left out: it moves with any
 rewording, so two equally good answers would rarely tie.
 
@@ -35,8 +35,10 @@ def is_right(answer: dict[str, Any]) -> bool:
     question the documents cannot answer, the hand-over. An answer cut off by the token
     limit is not one, whatever it stated on the way: a model stuck repeating its
     sources ("Policy: 200 bonus points" forty times) states the figures and answers
-    nobody."""
-    if answer["finish_reason"] == "length":
+    nobody. Nor is one that breaks the bot's format (`[evaluation] format_patterns`;
+    the hand-over is exempt): the bot may not send it as it stands, which is why the
+    review queue flags it and the export does not train on it."""
+    if answer["finish_reason"] == "length" or not answer["follows_format"]:
         return False
     if not answer["answerable"]:
         return bool(answer["handed_over"])

@@ -11,8 +11,9 @@ from hybrid.config import RetrainSettings
 from server.flywheel.comparison import Comparison
 
 # Raised whenever what the rules or the comparison decide changes (2: an answer cut off by
-# the token limit is not right), so that verdicts stored under older rules are not reused.
-RULES_REVISION = 2
+# the token limit is not right; 3: nor is one that breaks the format), so that verdicts
+# stored under older rules are not reused.
+RULES_REVISION = 3
 # (summary key, tolerance setting, higher is better)
 HELD_MEASURES = (
     ("key_facts", "key_facts_tolerance", True),

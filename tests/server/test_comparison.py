@@ -128,6 +128,16 @@ def test_an_answer_cut_off_by_the_token_limit_is_not_right_whatever_it_stated() 
     assert cut.questions[0]["outcome"] == "loss" and cut.newly_wrong == ["golden-001"]
 
 
+def test_an_answer_that_breaks_the_format_is_not_right_though_it_states_the_facts() -> None:
+    unformatted = "Return labels are free within 30 days.\nCheers!"
+    active = _scored("kestrel@1", unformatted, follows_format=False)
+    formatted = compare(_scored("kestrel@2", GOOD), active)
+    assert formatted.questions[0]["outcome"] == "win" and formatted.newly_wrong == []
+    assert not formatted.questions[0]["active_right"] and formatted.questions[0]["candidate_right"]
+    broken = compare(active, _scored("kestrel@2", GOOD))
+    assert broken.questions[0]["outcome"] == "loss" and broken.newly_wrong == ["golden-001"]
+
+
 def test_a_candidate_that_only_matches_the_active_version_ties_everything() -> None:
     same = compare(_scored("kestrel@2", GOOD), _scored("kestrel@1", GOOD))
     assert (same.win_rate, same.interval, same.newly_wrong) == (0.5, (0.5, 0.5), [])
