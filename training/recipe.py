@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,11 @@ from hybrid.errors import InvalidInputError
 from hybrid.hardware import Placement, bf16_autocast_pays, choose_placement
 from hybrid.models import MODEL_LOADING
 from hybrid.protocols import Retriever
+from hybrid.types import AdapterRef
 from training.base_model import BaseModel, load_base_model
 from training.batching import epoch_batches, epochs_for, process_micro_batches
 from training.checkpoints import RunFolder
+from training.continuation import load_start, starting_version
 from training.datasets import Example, with_system_prompt
 from training.forward import loss_module
 from training.lint import lint_for_training
@@ -58,6 +60,9 @@ class TrainRequest:
     # version this one is meant to replace (both set by `hybrid retrain`).
     dataset: str | None = None
     parent: str | None = None
+    # Start from this version's LoRA weights instead of zero (training/continuation.py);
+    # NAME alone: its active version, resolved to NAME@V when the run starts.
+    start_from: AdapterRef | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,9 @@ def train_adapter(
     processes = current_processes(cpu=placement.device == "cpu")  # before any GPU memory
     if not processes.is_main:
         progress = None
+    start = starting_version(bot, request.start_from) if request.start_from else None
+    if start is not None:  # the run's identity and manifest name the version itself
+        request = replace(request, start_from=start.ref)
 
     # -- data ---------------------------------------------------------------------------
     base = load_base_model(
@@ -142,6 +150,8 @@ def train_adapter(
     if autocast is not nullcontext and not request.qlora:
         _store_frozen_linears_in_bf16(base.model)
     model = _with_lora(base, settings, request.qlora)
+    if start is not None and not request.resume:  # a resumed run loads its checkpoint
+        load_start(model, start)
     if processes.rank:  # its own dropout masks; the main process keeps a 1-process run's
         torch.manual_seed(settings.seed + processes.rank)
     forward = processes.wrap(

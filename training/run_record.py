@@ -36,6 +36,7 @@ def run_identity(bot: Bot, request: TrainRequest, settings: TrainingSettings) ->
         "force": request.force,
         "max_steps": request.max_steps,
         "with_retrieval": request.retriever is not None,
+        "start_from": str(request.start_from) if request.start_from else None,
     }
 
 
@@ -60,6 +61,7 @@ def adapter_manifest(
         "data_hash": identity["data_hash"],
         "dataset": request.dataset,
         "parent": request.parent,
+        "started_from": identity["start_from"],
         "qlora": request.qlora,
         "with_retrieval": request.retriever is not None,
         "index_version": request.index_version,

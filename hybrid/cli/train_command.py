@@ -15,6 +15,7 @@ from hybrid.cli.context import current_bot
 from hybrid.cli.output import JsonFlag, echo_json, quiet_model_libraries, stderr
 from hybrid.cli.progress import ProgressReport
 from hybrid.config import with_training
+from hybrid.types import AdapterRef
 
 
 def train(
@@ -40,6 +41,14 @@ def train(
             "--retrieval/--no-retrieval",
             help="Give each question the sources the index finds for it, as when served "
             "(default: when the bot has a published index).",
+            show_default=False,
+        ),
+    ] = None,
+    start_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Start from this version's weights (NAME@V, or NAME: its active version) "
+            "instead of the base model's; its LoRA settings must be today's.",
             show_default=False,
         ),
     ] = None,
@@ -108,6 +117,7 @@ def train(
         resume=resume,
         force=force,
         max_steps=max_steps,
+        start_from=AdapterRef.parse(start_from) if start_from else None,
         retriever=retriever,
         index_version=retriever.version() if retriever is not None else None,
     )
@@ -132,9 +142,11 @@ def train(
         echo_json(record.to_dict())
         return
     early = ", stopped early" if result.stopped_early else ""
+    started = record.manifest.get("started_from")
+    origin = f", starting from {started}" if started else ""
     typer.echo(
         f"Trained {record.name}@{record.version} (candidate) in {result.steps} steps, "
-        f"{result.epochs} epoch(s){early}."
+        f"{result.epochs} epoch(s){early}{origin}."
     )
     losses = f"  train loss {metrics['final_train_loss']:.3f}"
     if metrics["best_eval_loss"] is not None:

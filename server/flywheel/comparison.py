@@ -4,9 +4,9 @@ Each golden question is a win, a tie or a loss for the candidate, decided by the
 evaluation's checks in order of what matters to a customer: the answer is right (whole,
 not cut off by the token limit, in the bot's format; every key fact, no invented
 figure, not handed over; or, for a question the documents cannot answer, handed over),
-then fewer invented figures, then more of the key facts, then the format. Where the checks tie and a judge
-model is configured, the judge decides. ROUGE-L is left out: it moves with any
-rewording, so two equally good answers would rarely tie.
+then fewer invented figures, then more of the key facts, then the format. Where the
+checks tie and a judge model is configured, the judge decides. ROUGE-L is left out: it
+moves with any rewording, so two equally good answers would rarely tie.
 
 The win rate counts a tie as half a win; its 95% interval comes from a seeded
 bootstrap over the questions. A candidate that only matches the active version scores

@@ -3,7 +3,8 @@ promoted only through the gate.
 
 Stages: export the curated conversations since the active version's data -> add the
 earlier training data (the replay file, in the serving prompt, and every earlier log
-snapshot of the lineage) -> lint -> train -> evaluate the candidate against the active
+snapshot of the lineage) -> lint -> train (from the active version's weights, unless
+`retrain.warm_start` is off) -> evaluate the candidate against the active
 version on the golden set and against the base model on the forgetting probe, in one
 batched run -> gate -> promote if it passes. The gate report is stored with the
 candidate (gate.json, gate.html) before any promotion.
@@ -50,6 +51,7 @@ from training import (
     train_adapter,
     with_retrieval,
 )
+from training.continuation import start_conflict
 from training.snapshots import Snapshot, read_snapshot, write_snapshot
 
 Status = Literal["promoted", "rejected", "nothing_to_do"]
@@ -290,6 +292,7 @@ def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> Adap
         resume=can_resume(bot, active.name),
         dataset=data.id,
         parent=str(active.ref),
+        start_from=_warm_start(bot, active, say),
     )
 
     def progress(update: Any) -> None:
@@ -304,6 +307,19 @@ def _train(bot: Bot, active: AdapterRecord, data: Snapshot, say: Report) -> Adap
         discard_run(bot, active.name)
         say("train", "an unfinished run on other data was discarded")
         return train_adapter(bot, replace(request, resume=False), progress).adapter
+
+
+def _warm_start(bot: Bot, active: AdapterRecord, say: Report) -> AdapterRef | None:
+    """The version the candidate starts from: the active one, unless warm starts are off
+    or its LoRA layers do not fit today's [training] settings."""
+    if not bot.config.retrain.warm_start:
+        return None
+    conflict = start_conflict(bot, active)
+    if conflict:
+        say("train", f"starting from the base model: {active.ref} cannot be continued ({conflict})")
+        return None
+    say("train", f"starting from {active.ref}'s weights")
+    return active.ref
 
 
 def judge_against_active(bot: Bot, candidate: AdapterRef, say: Report) -> dict[str, Any]:

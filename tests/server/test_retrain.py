@@ -66,6 +66,7 @@ def test_the_gate_rejects_keeps_its_verdict_and_then_has_nothing_to_do(
     assert rejudged["judged_by"]["rules"] == stored["judged_by"]["rules"] + 1
 
     manifest = json.loads((folder / "hybrid-adapter.json").read_text())
+    assert manifest["started_from"] == "kestrel@1", "a warm start, by default"
     snapshot = bot.state_dir / "datasets" / manifest["dataset"] / "manifest.json"
     lineage = json.loads(snapshot.read_text())
     assert lineage["parent"] == "kestrel@1" and lineage["replay_examples"] == 16
@@ -86,6 +87,19 @@ def test_a_passing_candidate_is_promoted_and_the_next_run_has_nothing_to_do(
     result = run_cli(bot, "--json")
     assert result.exit_code == 3, "no new conversation since kestrel@2's data"
     assert json.loads(result.stdout)["status"] == "nothing_to_do"
+
+
+def test_a_version_with_other_lora_layers_is_not_continued_the_candidate_starts_afresh(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = flywheel_bot(tmp_path / "bot", tiny_model_dir)
+    write_setting(bot.config_file, "training", "lora_r", 8)
+    result = run_cli(bot)
+    assert result.exit_code == 4, result.output
+    assert "starting from the base model: kestrel@1 cannot be continued" in result.output
+    assert "training.lora_r is 8, it was trained with 16" in result.output
+    manifest = json.loads((bot.adapters_dir / "kestrel/2/hybrid-adapter.json").read_text())
+    assert manifest["started_from"] is None and manifest["hyperparameters"]["lora_r"] == 8
 
 
 def test_one_retrain_at_a_time(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from support import adapter_weights, tiny_bot
 
-from hybrid import HybridError
+from hybrid import Bot, HybridError
+from hybrid.config import with_training
 from hybrid.hardware import Placement
+from hybrid.types import AdapterRef
 from training import (
     AdapterRegistry,
     TrainRequest,
@@ -133,6 +135,34 @@ def test_resume_refuses_changed_data_or_nothing_to_resume(
     data.write_text(data.read_text().replace("Hi there!", "Hello!", 1))
     with pytest.raises(HybridError, match="different data_hash"):
         train_adapter(bot, TrainRequest(data, resume=True))
+
+
+def test_a_run_started_from_a_version_continues_where_that_version_ended(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    bot = tiny_bot(tmp_path / "bot", tiny_model_dir, epochs=3, learning_rate=0.02)
+    data = bot.data_dir / "small.jsonl"
+    first = train_adapter(bot, TrainRequest(data, name="kestrel")).adapter
+    fresh = train_adapter(bot, TrainRequest(data, name="kestrel", max_steps=1))
+    started = train_adapter(
+        bot, TrainRequest(data, name="kestrel", max_steps=1, start_from=AdapterRef("kestrel", 1))
+    )
+    # The same first batch: from kestrel@1's weights its loss is where kestrel@1 ended.
+    [(_, fresh_loss)] = fresh.history.train_loss
+    [(_, started_loss)] = started.history.train_loss
+    assert started_loss < fresh_loss - 0.3, (started_loss, fresh_loss)
+    assert started.adapter.manifest["started_from"] == "kestrel@1"
+    assert fresh.adapter.manifest["started_from"] is None
+    before, after = adapter_weights(first.path), adapter_weights(started.adapter.path)
+    assert all(torch_close(before[k], after[k], 0.1) for k in before), "one small step on"
+
+    other_rank = Bot(bot.root, with_training(bot.config, lora_r=8))
+    with pytest.raises(HybridError, match=r"training\.lora_r is 8, it was trained with 16"):
+        train_adapter(other_rank, TrainRequest(data, name="kestrel", start_from=first.ref))
+
+
+def torch_close(a, b, tolerance: float) -> bool:
+    return bool((a - b).abs().max() <= tolerance)
 
 
 def test_export_copies_the_adapter_and_merge_bakes_it_into_the_model(
