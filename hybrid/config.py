@@ -237,8 +237,8 @@ class RetrainSettings(_Section):
     min_rating: Annotated[int, msgspec.Meta(ge=1, le=5)] = 4
     # Fewer new examples than this since the active version: nothing to do.
     min_new_examples: Annotated[int, msgspec.Meta(ge=1)] = 20
-    # The candidate starts from the active version's weights and trains on (replay and
-    # conversations); false: from the base model. A version trained with other LoRA
+    # The candidate starts from the active version's weights, then trains on the replay
+    # and the new conversations; false: from the base model. A version trained with other LoRA
     # layer settings cannot be continued: the candidate then starts from the base model.
     warm_start: bool = True
     key_facts_tolerance: Share = 0.02

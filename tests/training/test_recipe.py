@@ -140,6 +140,8 @@ def test_resume_refuses_changed_data_or_nothing_to_resume(
 def test_a_run_started_from_a_version_continues_where_that_version_ended(
     tmp_path: Path, tiny_model_dir: Path
 ) -> None:
+    import torch
+
     bot = tiny_bot(tmp_path / "bot", tiny_model_dir, epochs=3, learning_rate=0.02)
     data = bot.data_dir / "small.jsonl"
     first = train_adapter(bot, TrainRequest(data, name="kestrel")).adapter
@@ -154,15 +156,11 @@ def test_a_run_started_from_a_version_continues_where_that_version_ended(
     assert started.adapter.manifest["started_from"] == "kestrel@1"
     assert fresh.adapter.manifest["started_from"] is None
     before, after = adapter_weights(first.path), adapter_weights(started.adapter.path)
-    assert all(torch_close(before[k], after[k], 0.1) for k in before), "one small step on"
+    assert all(torch.allclose(before[k], after[k], rtol=0, atol=0.1) for k in before), "one step on"
 
     other_rank = Bot(bot.root, with_training(bot.config, lora_r=8))
     with pytest.raises(HybridError, match=r"training\.lora_r is 8, it was trained with 16"):
         train_adapter(other_rank, TrainRequest(data, name="kestrel", start_from=first.ref))
-
-
-def torch_close(a, b, tolerance: float) -> bool:
-    return bool((a - b).abs().max() <= tolerance)
 
 
 def test_export_copies_the_adapter_and_merge_bakes_it_into_the_model(
